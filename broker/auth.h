@@ -1,0 +1,45 @@
+/*
+ * broker/auth.h: the questions the connection layer asks before it lets a client act.
+ *
+ * Who may connect (anonymous access per listener, password files, ACE tokens), who may publish
+ * or subscribe to what, and whether a message may still be forwarded to a subscriber. The
+ * connection layer only acts on the answers; the policies live behind this face.
+ */
+#ifndef ACEMQ_BROKER_AUTH_H
+#define ACEMQ_BROKER_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "broker/core.h"
+
+typedef enum { AUTH_ALLOW, AUTH_DENY, AUTH_CONTINUE } auth_verdict_t;
+
+typedef struct {
+    auth_verdict_t verdict;
+    uint8_t rc5;       /* MQTT 5 CONNACK reason when denied */
+    uint8_t rc3;       /* MQTT 3.1.1 CONNACK return code when denied */
+    const char *why;   /* for the log */
+    mqtt_str_t method; /* Authentication Method to echo in CONNACK, if any */
+} auth_result_t;
+
+/* The broker-wide policy, built from a config; replaced whole on reload. */
+struct auth;
+struct auth *auth_new(const acemq_config_t *cfg, char *err, size_t cap);
+void auth_free(struct auth *a);
+
+auth_result_t auth_connect(conn_t *c, const mqtt_connect_t *k);
+/* 0 = allowed; a positive MQTT 5 reason code = refused (sent in PUBACK/PUBREC);
+ * -1 = refused and the connection was closed. */
+int auth_publish(conn_t *c, const char *topic, size_t len, uint8_t qos);
+/* 0 = allowed, else the SUBACK reason code for this filter ($share prefix already removed). */
+int auth_subscribe(conn_t *c, const char *filter, size_t len);
+/* For the will at CONNECT. */
+bool auth_may_publish(conn_t *c, const char *topic, size_t len);
+/* At forwarding time: may this session still receive a message on topic? */
+bool auth_may_receive(session_t *s, const char *topic, size_t len);
+
+/* Completes CONNECT after authentication (handle_connect.c). */
+int connect_accept(conn_t *c, const mqtt_connect_t *k, const mqtt_str_t *auth_method);
+
+#endif

@@ -1,0 +1,379 @@
+/*
+ * broker/core.h: the broker's internal types and the functions its files call on each other.
+ *
+ * Ownership and threads (the rules every file here keeps):
+ * - A worker is one thread with one libuv loop. A connection (conn_t) lives on exactly one worker
+ *   and only that worker's thread touches its fields, except `refs`.
+ * - A session (session_t) outlives connections. Its mutable fields are guarded by its `lock`;
+ *   any worker may lock it to queue a delivery. Only the worker of its current connection
+ *   moves deliveries from the queue to the wire (session_flush).
+ * - Lock order: registry lock, then a session lock. The router and retained store have their
+ *   own read/write locks and never call back into sessions with a lock held.
+ * - Messages (msg_t) are immutable after creation and reference counted: one copy of the topic,
+ *   payload and properties is shared by every subscriber and every write that carries it.
+ */
+#ifndef ACEMQ_BROKER_CORE_H
+#define ACEMQ_BROKER_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "broker/stream.h"
+#include "proto/mqtt.h"
+
+typedef struct broker broker_t;
+typedef struct worker worker_t;
+typedef struct session session_t;
+typedef struct conn conn_t;
+typedef struct acemq_config acemq_config_t;
+typedef struct acemq_listener acemq_listener_t;
+
+/* ---- messages (message.c) --------------------------------------------------------------------- */
+
+typedef struct msg {
+    atomic_int refs;
+    uint8_t qos;
+    bool retain;
+    uint16_t topic_len;
+    const char *topic; /* NUL-terminated */
+    const uint8_t *payload;
+    uint32_t payload_len;
+    mqtt_props_t props;     /* pass-through properties only; message expiry is expire_at */
+    uint64_t expire_at;     /* broker clock ms; 0 = never */
+    const session_t *origin; /* publisher's session, compared for No Local; never dereferenced */
+} msg_t;
+
+msg_t *msg_new(const char *topic, size_t topic_len, const uint8_t *payload, size_t payload_len,
+               uint8_t qos, bool retain, const mqtt_props_t *props, uint64_t now);
+static inline msg_t *msg_ref(msg_t *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+void msg_unref(msg_t *m);
+/* Seconds of expiry left at `now` (at least 1), or 0 if the message never expires. */
+uint32_t msg_expiry_left(const msg_t *m, uint64_t now);
+static inline bool msg_expired(const msg_t *m, uint64_t now)
+{
+    return m->expire_at && now >= m->expire_at;
+}
+
+/* The broker clock: CLOCK_MONOTONIC in milliseconds, the same on every thread. */
+uint64_t clock_ms(void);
+
+/* ---- sessions (session.c) --------------------------------------------------------------------- */
+
+enum { MAX_SUB_IDS = 4 };
+
+typedef struct {
+    msg_t *msg;
+    uint8_t qos;
+    bool retain;
+    uint8_t n_sub_ids;
+    uint32_t sub_ids[MAX_SUB_IDS];
+} delivery_t;
+
+enum { OUT_WAIT_PUBACK = 1, OUT_WAIT_PUBREC, OUT_WAIT_PUBCOMP };
+
+typedef struct {
+    uint16_t id;
+    uint8_t state;
+    bool sent_once; /* resent with DUP after a reconnect */
+    delivery_t d;   /* d.msg is NULL once PUBREC arrived (only the id is kept for PUBREL) */
+} inflight_t;
+
+typedef struct {
+    char *filter; /* full filter, including any $share/<group>/ */
+    uint16_t len;
+    uint8_t options;
+    uint32_t sub_id;
+} sub_entry_t;
+
+struct session {
+    pthread_mutex_t lock;
+    atomic_int refs;
+    char *client_id;
+    uint16_t id_len;
+    uint8_t version;
+    bool registered; /* in the registry; false once discarded or expired */
+    uint32_t expiry; /* Session Expiry Interval in seconds; UINT32_MAX = never */
+    conn_t *conn;    /* current connection (holds a conn reference) or NULL */
+    worker_t *worker; /* worker of conn, or the one that tracks the offline session */
+    uint64_t offline_since;
+
+    sub_entry_t *subs;
+    uint32_t n_subs, cap_subs;
+
+    inflight_t *out; /* outgoing QoS 1/2 awaiting acknowledgement, in send order */
+    uint32_t n_out, cap_out;
+    uint16_t next_id;
+
+    delivery_t *queue; /* ring buffer of deliveries not yet sent */
+    uint32_t q_head, q_len, q_cap;
+    uint64_t q_bytes;
+
+    uint16_t *in_ids; /* incoming QoS 2 packet ids awaiting PUBREL */
+    uint32_t n_in, cap_in;
+
+    msg_t *will;
+    uint32_t will_delay;
+    uint64_t will_at; /* when a delayed will is due; 0 = none pending */
+
+    uint64_t dropped;
+    atomic_bool flush_queued; /* already on a worker's flush list */
+    session_t *hnext;         /* registry chain */
+};
+
+session_t *session_new(const char *id, size_t len);
+static inline session_t *session_ref(session_t *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+void session_unref(session_t *s);
+
+/* Queues a delivery (takes a message reference) and makes sure the session's worker will flush
+ * it. Applies the queue limits and the QoS 0 policy. Called from any worker. */
+void session_deliver(broker_t *b, session_t *s, const delivery_t *d);
+/* On the session's own worker: moves queued deliveries to the wire within the flow-control
+ * window and returns the number of packets added to the connection's write batch. */
+unsigned session_flush(broker_t *b, session_t *s, conn_t *c);
+/* Resends everything in flight (DUP on PUBLISH, PUBREL for QoS 2 past PUBREC) on a new
+ * connection. Called under the session lock. */
+void session_resend_inflight(session_t *s, conn_t *c);
+/* Acknowledgements from the client. Return a reason code (0 or MQTT_RC_PACKET_ID_NOT_FOUND). */
+int session_ack(session_t *s, uint16_t id, mqtt_type_t type);
+void session_ack_failed(session_t *s, uint16_t id);
+/* Drops queued and in-flight deliveries and subscriptions (clean start, expiry). Caller holds
+ * no lock; the session must not be in use by a connection. */
+void session_clear(broker_t *b, session_t *s);
+int session_add_sub(session_t *s, const char *filter, size_t len, uint8_t options, uint32_t sub_id);
+int session_del_sub(session_t *s, const char *filter, size_t len);
+/* Incoming QoS 2 ids. */
+bool session_in_has(const session_t *s, uint16_t id);
+int session_in_add(session_t *s, uint16_t id);
+bool session_in_del(session_t *s, uint16_t id);
+
+/* The client-id registry. */
+typedef struct registry registry_t;
+registry_t *registry_new(void);
+void registry_free(registry_t *r);
+void registry_lock(registry_t *r);
+void registry_unlock(registry_t *r);
+session_t *registry_find(registry_t *r, const char *id, size_t len); /* under the lock; borrowed */
+int registry_add(registry_t *r, session_t *s);                       /* under the lock; takes a ref */
+void registry_remove(registry_t *r, session_t *s);                   /* under the lock; drops the ref */
+size_t registry_count(registry_t *r);
+
+/* ---- connections (conn.c, handle_*.c) --------------------------------------------------------- */
+
+enum { CS_NEW, CS_AUTH, CS_CONNECTED, CS_CLOSING };
+
+typedef struct wbatch wbatch_t;
+
+struct conn {
+    atomic_int refs;
+    worker_t *w;
+    stream_t *stream;
+    const acemq_listener_t *listener;
+    conn_t *prev, *next; /* the worker's list */
+    uint8_t state;
+    uint8_t version;
+    bool taken_over;
+    bool will_on_close;   /* publish the session's will when the socket goes */
+    bool pending;         /* on the worker's flush list */
+    bool in_handler;
+    session_t *session;   /* reference held while connected */
+    char client_id[64];   /* for logs, truncated */
+    uint64_t created_at, last_rx;
+    uint16_t keepalive;
+
+    /* what the client told us (MQTT 5 CONNECT properties) */
+    uint16_t client_receive_max;
+    uint32_t client_max_packet;
+    uint16_t client_alias_max;
+    bool problem_info;
+
+    /* inbound topic aliases */
+    char **aliases;
+    uint16_t *alias_len;
+    uint16_t n_aliases;
+
+    /* reading */
+    uint8_t *rbuf;
+    uint32_t rlen, rcap, rneed;
+
+    /* writing */
+    wbatch_t *batch;
+    size_t unsent; /* bytes handed to the transport and not yet written */
+
+    uint64_t bytes_in, bytes_out;
+    char username[64];
+    bool anonymous;
+    bool counted; /* counted in clients_connected */
+};
+
+conn_t *conn_new(worker_t *w, stream_t *s, const acemq_listener_t *l);
+static inline conn_t *conn_ref(conn_t *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+void conn_unref(conn_t *c);
+/* Closes the connection, optionally sending an MQTT 5 DISCONNECT with rc first (rc < 0: none). */
+void conn_close(conn_t *c, int rc, const char *why);
+/* Encodes a packet into the connection's write batch (sent at the end of this loop turn). */
+int conn_send(conn_t *c, const mqtt_packet_t *pkt);
+/* Adds an outgoing PUBLISH: the head is encoded, the payload shared by reference. */
+int conn_send_publish(conn_t *c, const mqtt_packet_t *pkt, msg_t *m);
+/* Asks for a flush of this connection at the end of the loop turn. */
+void conn_schedule(conn_t *c);
+/* Writes what has been batched. */
+void conn_flush(conn_t *c);
+/* The 1 s tick: connect timeout and keepalive. */
+void conn_tick(conn_t *c, uint64_t now);
+/* Whether the connection should take more deliveries now (write backpressure). */
+bool conn_writable(const conn_t *c);
+
+/* Packet handlers: each returns 0 to go on, or a negative value when the connection was closed. */
+int handle_connect(conn_t *c, mqtt_packet_t *p);
+int handle_publish(conn_t *c, mqtt_packet_t *p);
+int handle_ack(conn_t *c, mqtt_packet_t *p);
+int handle_subscribe(conn_t *c, mqtt_packet_t *p);
+int handle_unsubscribe(conn_t *c, mqtt_packet_t *p);
+int handle_disconnect(conn_t *c, mqtt_packet_t *p);
+int handle_auth(conn_t *c, mqtt_packet_t *p);
+/* Called once when the transport reports the socket gone. */
+void conn_detach_session(conn_t *c);
+
+/* Sends a protocol error the way the connection's version wants (MQTT 5: DISCONNECT rc). */
+int conn_protocol_error(conn_t *c, int rc, const char *why);
+
+/* ---- workers (worker.c) ----------------------------------------------------------------------- */
+
+typedef struct {
+    void **v;
+    size_t n, cap;
+} ptrvec_t;
+int ptrvec_push(ptrvec_t *v, void *p);
+
+enum { INBOX_FLUSH_SESSION = 1, INBOX_KICK_CONN, INBOX_STOP };
+
+typedef struct {
+    int type;
+    void *ptr;
+    int arg;
+} inbox_item_t;
+
+struct worker {
+    int id;
+    broker_t *b;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t async;
+    uv_check_t check;
+    uv_timer_t tick;
+    pthread_mutex_t inbox_lock;
+    inbox_item_t *inbox;
+    size_t inbox_n, inbox_cap;
+    conn_t *conns; /* every connection of this worker */
+    size_t n_conns;
+    ptrvec_t pending;  /* conns to flush at the end of the loop turn (references) */
+    ptrvec_t pending_sessions; /* sessions with new deliveries (references) */
+    ptrvec_t offline;  /* sessions whose expiry and delayed will this worker tracks */
+    uv_tcp_t *servers;
+    size_t n_servers;
+    int *server_fds; /* bound and listening sockets made by the main thread */
+    const acemq_listener_t **server_listeners;
+    bool stopping;
+    atomic_bool stop_requested;
+    uint64_t last_sys;
+    uint64_t last_accept_warning;
+};
+
+/* Opens every listener's sockets for every worker (SO_REUSEPORT). Returns 0 or -1 with a message. */
+int workers_bind(broker_t *b, char *err, size_t cap);
+int workers_start(broker_t *b);
+void workers_stop(broker_t *b);
+
+/* Posts an item to a worker from any thread (takes over the reference in ptr). */
+void worker_post(worker_t *w, int type, void *ptr, int arg);
+/* Runs session_flush for a session on the worker that owns its connection. */
+void worker_wake_session(worker_t *current, session_t *s);
+void worker_track_offline(worker_t *w, session_t *s);
+worker_t *worker_current(void);
+
+/* ---- the broker (broker.c) -------------------------------------------------------------------- */
+
+typedef struct {
+    atomic_uint_fast64_t clients_total, clients_connected, clients_maximum;
+    atomic_uint_fast64_t msgs_received, msgs_sent, msgs_dropped;
+    atomic_uint_fast64_t bytes_received, bytes_sent;
+    atomic_uint_fast64_t pub_received, pub_sent;
+    atomic_uint_fast64_t connections;
+    atomic_uint_fast64_t expired_sessions;
+} broker_stats_t;
+
+/* Limits copied from the config, read by every worker; replaced as a whole on reload. */
+typedef struct {
+    uint32_t max_packet_size;
+    uint32_t max_inflight;
+    uint64_t max_inflight_bytes;
+    uint32_t max_queued;
+    uint64_t max_queued_bytes;
+    bool queue_qos0;
+    uint16_t max_keepalive;
+    uint32_t connect_timeout_ms;
+    bool retain_available;
+    uint8_t max_qos;
+    uint32_t persistent_expiry; /* seconds for 3.1.1 persistent sessions, 0 = never */
+    bool allow_zero_length_clientid;
+    uint16_t max_topic_alias;
+    uint16_t receive_maximum;
+    uint32_t max_topic_levels;
+    uint32_t max_topic_length;
+    uint32_t max_subscriptions;
+    int max_connections;
+    char auto_id_prefix[32];
+} limits_t;
+
+struct router;
+struct retain;
+struct auth;
+
+struct broker {
+    acemq_config_t *cfg;
+    limits_t lim;
+    struct router *router;
+    struct retain *retained;
+    registry_t *registry;
+    struct auth *auth;
+    worker_t *workers;
+    int n_workers;
+    broker_stats_t stats;
+    uint64_t started_at;   /* clock_ms() */
+    time_t started_wall;
+    uv_loop_t *main_loop;
+    atomic_bool stopping;
+};
+
+/* Routes a message to every matching subscription and handles its retained flag. The caller
+ * keeps its reference. `from` is the publishing session (No Local), or NULL. */
+void broker_publish(broker_t *b, msg_t *m);
+/* Sends the retained messages matching a new subscription to a session. */
+void broker_send_retained(broker_t *b, session_t *s, const char *filter, size_t len,
+                          uint8_t options, uint32_t sub_id);
+/* With the session lock held: returns the session's will if it is due now (the caller publishes
+ * it after unlocking), or arms its Will Delay Interval and returns NULL. */
+msg_t *session_take_will(session_t *s, bool session_ends, uint64_t now);
+/* Returns the number of subscriptions the message was queued for. */
+size_t broker_publish_count(broker_t *b, msg_t *m);
+/* Fills lim from a config. */
+void broker_limits_from_config(limits_t *lim, const acemq_config_t *cfg);
+/* The $SYS tree (sys.c), published from worker 0's tick. */
+void sys_publish(broker_t *b, uint64_t now);
+
+#endif

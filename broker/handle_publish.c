@@ -1,0 +1,189 @@
+/*
+ * broker/handle_publish.c: PUBLISH from a client, the acknowledgements of both directions,
+ * and DISCONNECT.
+ *
+ * Inbound QoS 2 follows the spec's method A: the message is routed when the PUBLISH arrives and
+ * its packet id is remembered until PUBREL, so a re-sent PUBLISH with the same id is answered
+ * with PUBREC again and never routed twice.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/auth.h"
+#include "broker/core.h"
+#include "broker/log.h"
+
+static int send_ack(conn_t *c, mqtt_type_t type, uint16_t id, uint8_t rc)
+{
+    mqtt_packet_t a = {.type = type};
+    a.u.ack.id = id;
+    a.u.ack.rc = c->version == MQTT_V5 ? rc : 0;
+    return conn_send(c, &a);
+}
+
+/* Resolves a Topic Alias (MQTT 5): learns it when a topic is given, looks it up when not. */
+static int resolve_alias(conn_t *c, mqtt_publish_t *pub)
+{
+    if (!(pub->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS)))
+        return 0;
+    uint16_t alias = pub->props.topic_alias;
+    uint16_t max = c->w->b->lim.max_topic_alias;
+    if (alias == 0 || alias > max)
+        return conn_protocol_error(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+    if (!c->aliases) {
+        c->aliases = calloc(max, sizeof *c->aliases);
+        c->alias_len = calloc(max, sizeof *c->alias_len);
+        if (!c->aliases || !c->alias_len)
+            return conn_protocol_error(c, MQTT_RC_SERVER_BUSY, "out of memory");
+        c->n_aliases = max;
+    }
+    if (alias > c->n_aliases)
+        return conn_protocol_error(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+    uint16_t i = alias - 1;
+    if (pub->topic.len > 0) {
+        char *t = malloc(pub->topic.len);
+        if (!t)
+            return conn_protocol_error(c, MQTT_RC_SERVER_BUSY, "out of memory");
+        memcpy(t, pub->topic.p, pub->topic.len);
+        free(c->aliases[i]);
+        c->aliases[i] = t;
+        c->alias_len[i] = pub->topic.len;
+        return 0;
+    }
+    if (!c->aliases[i])
+        return conn_protocol_error(c, MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
+    pub->topic.p = (const uint8_t *)c->aliases[i];
+    pub->topic.len = c->alias_len[i];
+    return 0;
+}
+
+static bool topic_within_limits(const limits_t *lim, const mqtt_str_t *t)
+{
+    if (lim->max_topic_length && t->len > lim->max_topic_length)
+        return false;
+    if (lim->max_topic_levels) {
+        uint32_t levels = 1;
+        for (uint16_t i = 0; i < t->len; i++)
+            levels += t->p[i] == '/';
+        if (levels > lim->max_topic_levels)
+            return false;
+    }
+    return true;
+}
+
+/* Publishing rules that need the broker's limits (the codec checked the rest). */
+static int check_publish(conn_t *c, const mqtt_publish_t *pub)
+{
+    const limits_t *lim = &c->w->b->lim;
+    if (pub->qos > lim->max_qos)
+        return conn_protocol_error(c, MQTT_RC_QOS_NOT_SUPPORTED, "QoS above Maximum QoS");
+    if (pub->retain && !lim->retain_available)
+        return conn_protocol_error(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+    if (!topic_within_limits(lim, &pub->topic))
+        return conn_protocol_error(c, MQTT_RC_TOPIC_NAME_INVALID,
+                                   "topic longer or deeper than the configured limits");
+    return 0;
+}
+
+int handle_publish(conn_t *c, mqtt_packet_t *p)
+{
+    broker_t *b = c->w->b;
+    mqtt_publish_t *pub = &p->u.publish;
+    session_t *s = c->session;
+    if (resolve_alias(c, pub) < 0 || check_publish(c, pub) < 0)
+        return -1;
+    atomic_fetch_add_explicit(&b->stats.pub_received, 1, memory_order_relaxed);
+
+    if (pub->qos == 2) {
+        pthread_mutex_lock(&s->lock);
+        bool dup = session_in_has(s, pub->id);
+        bool over = !dup && s->n_in >= b->lim.receive_maximum;
+        if (!dup && !over)
+            session_in_add(s, pub->id);
+        pthread_mutex_unlock(&s->lock);
+        if (over)
+            return conn_protocol_error(c, MQTT_RC_RECEIVE_MAX_EXCEEDED,
+                                       "more QoS 2 messages in flight than Receive Maximum");
+        if (dup)
+            return send_ack(c, MQTT_PUBREC, pub->id, 0);
+    }
+
+    const char *topic = (const char *)pub->topic.p;
+    int verdict = auth_publish(c, topic, pub->topic.len, pub->qos);
+    if (verdict != 0) {
+        if (verdict < 0) /* the connection was closed */
+            return -1;
+        if (pub->qos == 2) { /* nothing will follow for this id */
+            pthread_mutex_lock(&s->lock);
+            session_in_del(s, pub->id);
+            pthread_mutex_unlock(&s->lock);
+        }
+        if (pub->qos)
+            send_ack(c, pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pub->id, (uint8_t)verdict);
+        return 0;
+    }
+
+    size_t routed = 0;
+    /* $SYS is the broker's own tree: clients' messages there are acknowledged and dropped */
+    if (!(pub->topic.len >= 4 && memcmp(topic, "$SYS", 4) == 0)) {
+        msg_t *m = msg_new(topic, pub->topic.len, pub->payload, pub->payload_len, pub->qos,
+                           pub->retain, c->version == MQTT_V5 ? &pub->props : NULL, clock_ms());
+        if (!m)
+            return conn_protocol_error(c, MQTT_RC_SERVER_BUSY, "out of memory");
+        m->origin = s;
+        routed = broker_publish_count(b, m);
+        msg_unref(m);
+    }
+    if (pub->qos == 1)
+        return send_ack(c, MQTT_PUBACK, pub->id, routed ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS);
+    if (pub->qos == 2)
+        return send_ack(c, MQTT_PUBREC, pub->id, routed ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS);
+    return 0;
+}
+
+int handle_ack(conn_t *c, mqtt_packet_t *p)
+{
+    session_t *s = c->session;
+    uint16_t id = p->u.ack.id;
+    switch (p->type) {
+    case MQTT_PUBACK:
+    case MQTT_PUBCOMP:
+        session_ack(s, id, p->type);
+        conn_schedule(c); /* the window may have room again */
+        return 0;
+    case MQTT_PUBREC:
+        if (c->version == MQTT_V5 && p->u.ack.rc >= 0x80) {
+            session_ack_failed(s, id);
+            conn_schedule(c);
+            return 0;
+        }
+        return send_ack(c, MQTT_PUBREL, id, (uint8_t)session_ack(s, id, MQTT_PUBREC));
+    case MQTT_PUBREL: {
+        pthread_mutex_lock(&s->lock);
+        bool found = session_in_del(s, id);
+        pthread_mutex_unlock(&s->lock);
+        return send_ack(c, MQTT_PUBCOMP, id, found ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+    }
+    default:
+        return 0;
+    }
+}
+
+int handle_disconnect(conn_t *c, mqtt_packet_t *p)
+{
+    session_t *s = c->session;
+    const mqtt_reason_t *d = &p->u.reason;
+    if (c->version == MQTT_V5 && (d->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY)) && s) {
+        pthread_mutex_lock(&s->lock);
+        bool was_zero = s->expiry == 0;
+        if (!was_zero)
+            s->expiry = d->props.session_expiry;
+        pthread_mutex_unlock(&s->lock);
+        if (was_zero && d->props.session_expiry != 0)
+            return conn_protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
+                                       "Session Expiry Interval set on DISCONNECT after 0");
+    }
+    c->will_on_close = c->version == MQTT_V5 && d->rc == MQTT_RC_DISCONNECT_WITH_WILL;
+    conn_close(c, -1, c->will_on_close ? "client disconnected with will" : "client disconnected");
+    return -1;
+}

@@ -1,0 +1,449 @@
+/*
+ * broker/worker.c: worker threads, each with its own libuv loop.
+ *
+ * Listening: the main thread binds one socket per listener address per worker with SO_REUSEPORT
+ * (libuv 1.44 has no UV_TCP_REUSEPORT), so bind errors are reported at start, before privileges
+ * are dropped, and the kernel spreads new connections over the workers.
+ *
+ * Cross-worker work arrives in the inbox (a mutex-protected array and a uv_async wake-up): a
+ * session on this worker has new deliveries, or a connection must be closed because its session
+ * was taken over. Everything a loop turn produced for a connection is written once, in the check
+ * phase that runs right after the I/O callbacks of that turn.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker/config.h"
+#include "broker/core.h"
+#include "broker/log.h"
+
+static _Thread_local worker_t *tl_worker;
+
+worker_t *worker_current(void)
+{
+    return tl_worker;
+}
+
+int ptrvec_push(ptrvec_t *v, void *p)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 32;
+        void **n = realloc(v->v, cap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        v->v = n;
+        v->cap = cap;
+    }
+    v->v[v->n++] = p;
+    return 0;
+}
+
+void worker_post(worker_t *w, int type, void *ptr, int arg)
+{
+    pthread_mutex_lock(&w->inbox_lock);
+    if (w->inbox_n == w->inbox_cap) {
+        size_t cap = w->inbox_cap ? w->inbox_cap * 2 : 64;
+        inbox_item_t *n = realloc(w->inbox, cap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&w->inbox_lock);
+            log_error("out_of_memory", "where=worker_post");
+            return;
+        }
+        w->inbox = n;
+        w->inbox_cap = cap;
+    }
+    w->inbox[w->inbox_n++] = (inbox_item_t){type, ptr, arg};
+    pthread_mutex_unlock(&w->inbox_lock);
+    uv_async_send(&w->async);
+}
+
+void worker_track_offline(worker_t *w, session_t *s)
+{
+    ptrvec_push(&w->offline, session_ref(s));
+}
+
+/* ---- accepting -------------------------------------------------------------------------------- */
+
+static bool over_limit(worker_t *w, const acemq_listener_t *l)
+{
+    broker_t *b = w->b;
+    uint64_t total = atomic_load(&b->stats.connections);
+    if (b->lim.max_connections >= 0 && total >= (uint64_t)b->lim.max_connections)
+        return true;
+    if (l->max_connections >= 0) {
+        size_t mine = 0; /* per listener: counted over this worker's share */
+        for (conn_t *c = w->conns; c; c = c->next)
+            mine += c->listener == l;
+        if (mine * (size_t)b->n_workers >= (size_t)l->max_connections)
+            return true;
+    }
+    return false;
+}
+
+static void on_tcp_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    worker_t *w = server->loop->data;
+    const acemq_listener_t *l = server->data;
+    uint64_t now = clock_ms();
+    if (status < 0) {
+        if (now - w->last_accept_warning > 10000) {
+            w->last_accept_warning = now;
+            log_warning("accept_failed", "port=%d error=\"%s\" connections=%llu%s", l->port,
+                        uv_strerror(status), (unsigned long long)atomic_load(&w->b->stats.connections),
+                        status == UV_EMFILE ? " hint=\"the process is at its file descriptor limit "
+                                              "(ulimit -n); existing clients keep being served\""
+                                            : "");
+        }
+        return;
+    }
+    uv_tcp_t *tcp = malloc(sizeof *tcp);
+    if (!tcp || uv_tcp_init(&w->loop, tcp) < 0) {
+        free(tcp);
+        return;
+    }
+    if (uv_accept(server, (uv_stream_t *)tcp) < 0) {
+        uv_close((uv_handle_t *)tcp, on_tcp_closed);
+        return;
+    }
+    if (w->stopping || over_limit(w, l)) {
+        if (now - w->last_accept_warning > 10000) {
+            w->last_accept_warning = now;
+            log_warning("connection_refused", "port=%d reason=\"max_connections reached\"", l->port);
+        }
+        uv_close((uv_handle_t *)tcp, on_tcp_closed);
+        return;
+    }
+    uv_tcp_nodelay(tcp, 1);
+    extern const stream_events_t *conn_stream_events(void);
+    stream_t *s = stream_tcp_new(&w->loop, tcp, conn_stream_events(), NULL);
+    if (!s) {
+        uv_close((uv_handle_t *)tcp, on_tcp_closed);
+        return;
+    }
+    conn_t *c = conn_new(w, s, l);
+    if (!c) {
+        s->ops->close(s); /* on_closed with no owner: see conn.c */
+        return;
+    }
+    s->owner = c;
+    log_debug("accept", "peer=%s port=%d", s->peer, l->port);
+    if (s->ops->start(s) < 0)
+        conn_close(c, -1, "could not start reading");
+}
+
+/* ---- binding (main thread) -------------------------------------------------------------------- */
+
+static int bind_one(const struct addrinfo *ai, char *err, size_t cap, const char *what)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        snprintf(err, cap, "cannot listen on %s: %s", what, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        snprintf(err, cap, "cannot listen on %s: %s", what, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int add_server(worker_t *w, int fd, const acemq_listener_t *l)
+{
+    int *fds = realloc(w->server_fds, (w->n_servers + 1) * sizeof *fds);
+    if (!fds)
+        return -1;
+    w->server_fds = fds;
+    const acemq_listener_t **ls =
+        realloc(w->server_listeners, (w->n_servers + 1) * sizeof *ls);
+    if (!ls)
+        return -1;
+    w->server_listeners = ls;
+    fds[w->n_servers] = fd;
+    ls[w->n_servers] = l;
+    w->n_servers++;
+    return 0;
+}
+
+static int bind_listener(broker_t *b, const acemq_listener_t *l, char *err, size_t cap)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    if (l->socket_domain && strcmp(l->socket_domain, "ipv4") == 0)
+        hints.ai_family = AF_INET;
+    else if (l->socket_domain && strcmp(l->socket_domain, "ipv6") == 0)
+        hints.ai_family = AF_INET6;
+    char port[16];
+    snprintf(port, sizeof port, "%d", l->port);
+    struct addrinfo *res;
+    int rc = getaddrinfo(l->bind_address, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, cap, "%s: cannot resolve '%s': %s", l->where ? l->where : "listener",
+                 l->bind_address ? l->bind_address : "*", gai_strerror(rc));
+        return -1;
+    }
+    int bound = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        char what[128], host[INET6_ADDRSTRLEN] = "?";
+        getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof host, NULL, 0, NI_NUMERICHOST);
+        snprintf(what, sizeof what, ai->ai_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, l->port);
+        for (int i = 0; i < b->n_workers; i++) {
+            int fd = bind_one(ai, err, cap, what);
+            if (fd < 0) {
+                /* no IPv6 on this host is not an error when IPv4 works */
+                if (ai->ai_family == AF_INET6 && !l->bind_address && errno == EAFNOSUPPORT)
+                    break;
+                freeaddrinfo(res);
+                return -1;
+            }
+            add_server(&b->workers[i], fd, l);
+        }
+        bound++;
+        log_info("listening", "address=%s protocol=%s", what, l->protocol ? l->protocol : "mqtt");
+    }
+    freeaddrinfo(res);
+    return bound ? 0 : -1;
+}
+
+int workers_bind(broker_t *b, char *err, size_t cap)
+{
+    for (const acemq_listener_t *l = b->cfg->listeners; l; l = l->next)
+        if (bind_listener(b, l, err, cap) < 0)
+            return -1;
+    return 0;
+}
+
+/* ---- the loop --------------------------------------------------------------------------------- */
+
+static void handle_inbox_item(worker_t *w, const inbox_item_t *it)
+{
+    switch (it->type) {
+    case INBOX_FLUSH_SESSION: {
+        session_t *s = it->ptr;
+        ptrvec_push(&w->pending_sessions, s); /* keeps the reference */
+        break;
+    }
+    case INBOX_KICK_CONN: {
+        conn_t *c = it->ptr;
+        c->taken_over = true;
+        conn_close(c, it->arg, "session taken over");
+        conn_unref(c);
+        break;
+    }
+    case INBOX_STOP:
+        break;
+    }
+}
+
+static void begin_stop(worker_t *w);
+
+static void on_async(uv_async_t *a)
+{
+    worker_t *w = a->data;
+    if (atomic_load(&w->stop_requested) && !w->stopping)
+        begin_stop(w);
+    pthread_mutex_lock(&w->inbox_lock);
+    inbox_item_t *items = w->inbox;
+    size_t n = w->inbox_n;
+    w->inbox = NULL;
+    w->inbox_n = w->inbox_cap = 0;
+    pthread_mutex_unlock(&w->inbox_lock);
+    for (size_t i = 0; i < n; i++)
+        handle_inbox_item(w, &items[i]);
+    free(items);
+}
+
+static void flush_pending(worker_t *w)
+{
+    while (w->pending_sessions.n || w->pending.n) {
+        ptrvec_t ss = w->pending_sessions;
+        w->pending_sessions = (ptrvec_t){0};
+        for (size_t i = 0; i < ss.n; i++) {
+            session_t *s = ss.v[i];
+            atomic_store(&s->flush_queued, false);
+            pthread_mutex_lock(&s->lock);
+            conn_t *c = s->conn;
+            bool mine = c && c->w == w;
+            pthread_mutex_unlock(&s->lock);
+            if (mine)
+                conn_schedule(c);
+            session_unref(s);
+        }
+        free(ss.v);
+        ptrvec_t cs = w->pending;
+        w->pending = (ptrvec_t){0};
+        for (size_t i = 0; i < cs.n; i++) {
+            conn_t *c = cs.v[i];
+            c->pending = false;
+            conn_flush(c);
+            conn_unref(c);
+        }
+        free(cs.v);
+    }
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_check(uv_check_t *h)
+{
+    worker_t *w = h->data;
+    flush_pending(w);
+    if (w->stopping && w->conns == NULL)
+        uv_walk(&w->loop, close_handle, NULL);
+}
+
+/* Expires an offline session: under the registry lock, if it is still offline and registered. */
+static void expire_session(broker_t *b, session_t *s)
+{
+    registry_lock(b->registry);
+    pthread_mutex_lock(&s->lock);
+    bool gone = !s->conn && s->registered;
+    pthread_mutex_unlock(&s->lock);
+    if (gone)
+        registry_remove(b->registry, s);
+    registry_unlock(b->registry);
+    if (gone) {
+        session_clear(b, s);
+        atomic_fetch_add(&b->stats.expired_sessions, 1);
+        log_info("session_expired", "client=%s", s->client_id);
+    }
+}
+
+/* Offline sessions: delayed wills and Session Expiry Interval. Returns true to stop tracking. */
+static bool tick_offline(broker_t *b, session_t *s, uint64_t now)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->conn || !s->registered) {
+        pthread_mutex_unlock(&s->lock);
+        return true;
+    }
+    bool expired = s->expiry != UINT32_MAX &&
+                   now >= s->offline_since + (uint64_t)s->expiry * 1000u;
+    msg_t *will = session_take_will(s, expired, now);
+    pthread_mutex_unlock(&s->lock);
+    if (will) {
+        broker_publish_count(b, will);
+        msg_unref(will);
+    }
+    if (expired)
+        expire_session(b, s);
+    return expired;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    broker_t *b = w->b;
+    uint64_t now = clock_ms();
+    for (conn_t *c = w->conns; c; c = c->next)
+        conn_tick(c, now);
+    size_t keep = 0;
+    for (size_t i = 0; i < w->offline.n; i++) {
+        session_t *s = w->offline.v[i];
+        if (tick_offline(b, s, now))
+            session_unref(s);
+        else
+            w->offline.v[keep++] = s;
+    }
+    w->offline.n = keep;
+    if (w->id == 0)
+        sys_publish(b, now);
+    flush_pending(w);
+}
+
+static void worker_main(void *arg)
+{
+    worker_t *w = arg;
+    tl_worker = w;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+int workers_start(broker_t *b)
+{
+    for (int i = 0; i < b->n_workers; i++) {
+        worker_t *w = &b->workers[i];
+        w->id = i;
+        w->b = b;
+        pthread_mutex_init(&w->inbox_lock, NULL);
+        if (uv_loop_init(&w->loop) < 0)
+            return -1;
+        w->loop.data = w;
+        uv_async_init(&w->loop, &w->async, on_async);
+        w->async.data = w;
+        uv_check_init(&w->loop, &w->check);
+        w->check.data = w;
+        uv_check_start(&w->check, on_check);
+        uv_timer_init(&w->loop, &w->tick);
+        w->tick.data = w;
+        uv_timer_start(&w->tick, on_tick, 1000, 1000);
+        w->servers = calloc(w->n_servers ? w->n_servers : 1, sizeof *w->servers);
+        for (size_t k = 0; k < w->n_servers; k++) {
+            uv_tcp_t *srv = &w->servers[k];
+            uv_tcp_init(&w->loop, srv);
+            srv->data = (void *)w->server_listeners[k];
+            if (uv_tcp_open(srv, w->server_fds[k]) < 0 ||
+                uv_listen((uv_stream_t *)srv, 1024, on_connection) < 0)
+                return -1;
+        }
+    }
+    for (int i = 0; i < b->n_workers; i++)
+        if (uv_thread_create(&b->workers[i].thread, worker_main, &b->workers[i]) < 0)
+            return -1;
+    return 0;
+}
+
+/* Runs on the worker's thread: stop accepting, tell MQTT 5 clients, close everything. The check
+ * handle then keeps flushing until the last connection is gone and closes what is left. */
+static void begin_stop(worker_t *w)
+{
+    w->stopping = true;
+    for (size_t k = 0; k < w->n_servers; k++)
+        uv_close((uv_handle_t *)&w->servers[k], NULL);
+    for (conn_t *c = w->conns; c; c = c->next)
+        conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+    uv_timer_stop(&w->tick);
+}
+
+void workers_stop(broker_t *b)
+{
+    for (int i = 0; i < b->n_workers; i++) {
+        worker_t *w = &b->workers[i];
+        atomic_store(&w->stop_requested, true);
+        uv_async_send(&w->async);
+    }
+    for (int i = 0; i < b->n_workers; i++) {
+        worker_t *w = &b->workers[i];
+        uv_thread_join(&w->thread);
+        on_async(&w->async); /* anything posted while stopping */
+        for (size_t k = 0; k < w->offline.n; k++)
+            session_unref(w->offline.v[k]);
+        free(w->offline.v);
+        free(w->pending.v);
+        free(w->pending_sessions.v);
+        free(w->servers);
+        free(w->server_fds);
+        free(w->server_listeners);
+        uv_loop_close(&w->loop);
+        pthread_mutex_destroy(&w->inbox_lock);
+    }
+}
