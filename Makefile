@@ -58,9 +58,11 @@ $(B)/libacemq.a: $(LIB_OBJ) $(LLHTTP_OBJ)
 $(B)/acemqd: $(B)/obj/broker/main.o $(B)/libacemq.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-.SECONDEXPANSION:
-$(B)/acemq-%: $$(patsubst %.c,$(B)/obj/%.o,$$(wildcard tools/$$*/*.c)) $(B)/libacemq.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+define TOOL_RULE
+$(B)/acemq-$(1): $(patsubst %.c,$(B)/obj/%.o,$(wildcard tools/$(1)/*.c)) $(B)/libacemq.a
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach t,$(TOOLS),$(eval $(call TOOL_RULE,$(t))))
 
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libacemq.a
 	@mkdir -p $(dir $@)

@@ -315,17 +315,21 @@ int ace_pwfile_load(const char *path, ace_pwfile_t **out, size_t *err_line)
 
 int ace_pwfile_check(const ace_pwfile_t *pf, const char *user, const uint8_t *pw, size_t pw_len)
 {
-    /* A fixed hash to spend the same time on when the user is unknown. */
+    /* An unknown user costs one hash like a known one: that of the first entry (files normally use
+     * one iteration count throughout), or this one for an empty file. */
     static const char dummy[] =
         "$7$101$AAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-        "AAAAAAAAAAAAAAAAAAAAAAAAAA==";
+        "AAAAAAAAAAAAAAAAAAAAAA==";
     pw_entry_t key, *e;
     if (!pf || !user || (!pw && pw_len))
         return ACE_E_ARG;
     key.user = (char *)user;
     e = bsearch(&key, pf->e, pf->n, sizeof *pf->e, cmp_entry);
     if (!e) {
-        (void)ace_pw_verify(dummy, sizeof dummy - 1, pw, pw_len);
+        if (pf->n > 0)
+            (void)ace_pw_verify(pf->e[0].hash, pf->e[0].hash_len, pw, pw_len);
+        else
+            (void)ace_pw_verify(dummy, sizeof dummy - 1, pw, pw_len);
         return ACE_E_BAD_SIGNATURE;
     }
     return ace_pw_verify(e->hash, e->hash_len, pw, pw_len) == 0 ? 0 : ACE_E_BAD_SIGNATURE;
@@ -413,8 +417,9 @@ static char *expand(const acl_rule_t *r, const char *user, const char *cid, size
         k = 0;
         for (size_t i = 0; i < r->len; i++) {
             const char *v = NULL;
-            if (r->filter[i] == '%' && i + 1 < r->len && (r->filter[i + 1] == 'c' || r->filter[i + 1] == 'u')) {
-                v = r->filter[i + 1] == 'c' ? cid : user;
+            char next = i + 1 < r->len ? r->filter[i + 1] : '\0';
+            if (r->filter[i] == '%' && (next == 'c' || next == 'u')) {
+                v = next == 'c' ? cid : user;
                 if (!v)
                     return free(out), NULL;
                 if (strpbrk(v, "+#")) {

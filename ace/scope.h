@@ -10,7 +10,7 @@
  *   - legacy text            "publish_topic1 subscribe_topic2/#" (drafts -00..-05)
  * AIF is an allow-list: unknown permission names and unknown legacy words grant nothing and are
  * skipped; anything structurally wrong (wrong types, an invalid topic filter, too many entries) rejects
- * the whole scope. Untrusted CBOR goes through cbor_scan() before libcbor sees it.
+ * the whole scope. Untrusted CBOR goes through ace_cbor_scan() before libcbor sees it.
  *
  * Errors are 0 or a negative ACE_E_* code (ace/token.h): ACE_E_MALFORMED, ACE_E_TOO_LARGE (a limit
  * below), ACE_E_NOMEM, ACE_E_ARG. Any of them means "scope not understood": reject the token.

@@ -240,6 +240,47 @@ static int dispatch(conn_t *c, mqtt_packet_t *p)
     }
 }
 
+/* The protocol level of a CONNECT, read from the frame even when it did not decode. */
+static int connect_level(const uint8_t *frame, size_t len)
+{
+    size_t i = 1;
+    while (i < len && i < 5 && (frame[i] & 0x80))
+        i++;
+    i++;
+    if (i + 2 > len)
+        return -1;
+    size_t name_len = ((size_t)frame[i] << 8) | frame[i + 1];
+    i += 2 + name_len;
+    return i < len ? frame[i] : -1;
+}
+
+/* A CONNECT that failed to decode: answer with a CONNACK the client can read where the spec
+ * has a code for it (unsupported version, bad client id; any reason for MQTT 5), then close. */
+static int refuse_connect(conn_t *c, const uint8_t *frame, size_t len, mqtt_rc_t rc,
+                          const char *why)
+{
+    int level = connect_level(frame, len);
+    mqtt_packet_t ack = {.type = MQTT_CONNACK};
+    bool send = true;
+    if (rc == MQTT_RC_UNSUPPORTED_VERSION && level != MQTT_V5 && level < 6) {
+        c->version = MQTT_V311;
+        ack.u.connack.rc = MQTT311_CONNACK_BAD_VERSION;
+    } else if (level == MQTT_V5 || rc == MQTT_RC_UNSUPPORTED_VERSION) {
+        c->version = MQTT_V5;
+        ack.u.connack.rc = (uint8_t)rc;
+    } else if (rc == MQTT_RC_CLIENT_ID_NOT_VALID) {
+        c->version = MQTT_V311;
+        ack.u.connack.rc = MQTT311_CONNACK_ID_REJECTED;
+    } else {
+        send = false;
+    }
+    if (send)
+        conn_send(c, &ack);
+    log_notice("connect_refused", "peer=%s rc=0x%02x reason=\"%s\"", c->stream->peer, rc, why);
+    conn_close(c, -1, why);
+    return -1;
+}
+
 static int process(conn_t *c, const uint8_t *frame, size_t len)
 {
     proto_ctx_t ctx = {PROTO_ROLE_SERVER, c->version, c->state != CS_NEW};
@@ -248,19 +289,8 @@ static int process(conn_t *c, const uint8_t *frame, size_t len)
     atomic_fetch_add_explicit(&c->w->b->stats.msgs_received, 1, memory_order_relaxed);
     mqtt_rc_t rc = proto_decode(&ctx, frame, len, &p, &why);
     if (rc != MQTT_RC_SUCCESS) {
-        if (c->state == CS_NEW && rc == MQTT_RC_UNSUPPORTED_VERSION && len > 8) {
-            /* answer in the form the client can read: 3.1.1 code 1, or MQTT 5 reason 0x84 */
-            mqtt_packet_t ack = {.type = MQTT_CONNACK};
-            c->version = MQTT_V311;
-            ack.u.connack.rc = MQTT311_CONNACK_BAD_VERSION;
-            if (p.u.connect.level >= MQTT_V5) {
-                c->version = MQTT_V5;
-                ack.u.connack.rc = MQTT_RC_UNSUPPORTED_VERSION;
-            }
-            conn_send(c, &ack);
-            conn_close(c, -1, why);
-            return -1;
-        }
+        if (c->state == CS_NEW && (frame[0] >> 4) == MQTT_CONNECT)
+            return refuse_connect(c, frame, len, rc, why);
         return conn_protocol_error(c, rc, why);
     }
     int r = dispatch(c, &p);
@@ -447,6 +477,9 @@ conn_t *conn_new(worker_t *w, stream_t *s, const acemq_listener_t *l)
     c->w = w;
     c->stream = s;
     c->listener = l;
+    c->max_qos = (uint8_t)(l && l->max_qos >= 0 ? l->max_qos : w->b->lim.max_qos);
+    c->max_topic_alias =
+        (uint16_t)(l && l->max_topic_alias >= 0 ? l->max_topic_alias : w->b->lim.max_topic_alias);
     c->created_at = c->last_rx = clock_ms();
     snprintf(c->client_id, sizeof c->client_id, "-");
     c->next = w->conns;

@@ -214,6 +214,8 @@ struct conn {
     char username[64];
     bool anonymous;
     bool counted; /* counted in clients_connected */
+    uint8_t max_qos;         /* the listener's max_qos */
+    uint16_t max_topic_alias; /* the listener's max_topic_alias */
 };
 
 conn_t *conn_new(worker_t *w, stream_t *s, const acemq_listener_t *l);

@@ -178,10 +178,10 @@ static void send_connack(conn_t *c, const attach_t *a, const char *id, size_t le
         pr->present |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM) |
                        MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
         pr->receive_maximum = lim->receive_maximum;
-        pr->topic_alias_maximum = lim->max_topic_alias;
-        if (lim->max_qos < 2) {
+        pr->topic_alias_maximum = c->max_topic_alias;
+        if (c->max_qos < 2) {
             pr->present |= MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_QOS);
-            pr->maximum_qos = lim->max_qos;
+            pr->maximum_qos = c->max_qos;
         }
         if (!lim->retain_available) {
             pr->present |= MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE);
@@ -227,7 +227,7 @@ static int check_will(conn_t *c, const mqtt_connect_t *k)
     const limits_t *lim = &c->w->b->lim;
     if (!k->will)
         return 0;
-    if (k->will_qos > lim->max_qos)
+    if (k->will_qos > c->max_qos)
         return refuse(c, MQTT_RC_QOS_NOT_SUPPORTED, MQTT311_CONNACK_UNAVAILABLE,
                       "will QoS above the maximum QoS");
     if (k->will_retain && !lim->retain_available)

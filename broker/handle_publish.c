@@ -27,7 +27,7 @@ static int resolve_alias(conn_t *c, mqtt_publish_t *pub)
     if (!(pub->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS)))
         return 0;
     uint16_t alias = pub->props.topic_alias;
-    uint16_t max = c->w->b->lim.max_topic_alias;
+    uint16_t max = c->max_topic_alias;
     if (alias == 0 || alias > max)
         return conn_protocol_error(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
     if (!c->aliases) {
@@ -75,7 +75,7 @@ static bool topic_within_limits(const limits_t *lim, const mqtt_str_t *t)
 static int check_publish(conn_t *c, const mqtt_publish_t *pub)
 {
     const limits_t *lim = &c->w->b->lim;
-    if (pub->qos > lim->max_qos)
+    if (pub->qos > c->max_qos)
         return conn_protocol_error(c, MQTT_RC_QOS_NOT_SUPPORTED, "QoS above Maximum QoS");
     if (pub->retain && !lim->retain_available)
         return conn_protocol_error(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain not available");

@@ -55,8 +55,8 @@ static uint8_t subscribe_one(conn_t *c, const mqtt_sub_t *sub, uint32_t sub_id, 
             return v5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
     }
     uint8_t qos = MQTT_SUBOPT_QOS(sub->options);
-    if (qos > b->lim.max_qos)
-        qos = b->lim.max_qos;
+    if (qos > c->max_qos)
+        qos = c->max_qos;
     uint8_t options = (uint8_t)((sub->options & ~0x03) | qos);
     int existed = 0;
     if (router_subscribe(b->router, f, len, s, options, sub_id, &existed) < 0)

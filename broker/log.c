@@ -94,7 +94,7 @@ void log_vwrite(log_level_t level, const char *event, const char *fmt, va_list a
     struct tm tm;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    int n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+    int n = (int)strftime(line, sizeof line, "ts=%Y-%m-%dT%H:%M:%S", &tm);
     int body = n + snprintf(line + n, sizeof line - (size_t)n, ".%03ldZ level=%s event=%s ",
                             (long)(tv.tv_usec / 1000), level_names[level], event);
     if (body >= (int)sizeof line)
@@ -113,7 +113,7 @@ void log_vwrite(log_level_t level, const char *event, const char *fmt, va_list a
     if ((log_dests & LOG_TO_FILE) && log_fd >= 0)
         write_all(log_fd, line, len);
     if (log_dests & LOG_TO_SYSLOG) /* syslog adds its own time stamp: skip ours */
-        syslog(syslog_prio[level], "%.*s", (int)(len - 1 - (size_t)n - 5), line + n + 5);
+        syslog(syslog_prio[level], "%.*s", (int)(len - 1 - (size_t)n - 6), line + n + 6);
     pthread_mutex_unlock(&log_lock);
 }
 

@@ -2,7 +2,7 @@
  * broker/log.h: one line per event, key=value, with levels.
  *
  *   log_info("connect", "client=%s peer=%s proto=%d", id, peer, level);
- *   -> 2026-11-22T21:44:00.123Z level=info event=connect client=abc peer=127.0.0.1:5000 proto=5
+ *   -> ts=2026-11-22T21:44:00.123Z level=info event=connect client=abc peer=127.0.0.1:5000 proto=5
  *
  * Lines go to every configured destination (stderr by default, a file reopened on SIGHUP/SIGUSR2,
  * syslog). Each line is written with one write(2), so lines from several threads never interleave.

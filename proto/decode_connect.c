@@ -125,15 +125,17 @@ mqtt_rc_t proto__dec_connack(dec_t *d, rd_t *r, mqtt_packet_t *pkt)
     a->session_present = f & 1;
     if (a->session_present && a->rc != 0)
         DEC_FAIL(d, MQTT_RC_PROTOCOL_ERROR, "session present with a refusal");
-    /*
-     * A server that does not speak MQTT 5 answers a level 5 CONNECT with a 3.1.1 CONNACK
-     * (2 bytes, code 1), which the client must be able to read.
-     */
-    if (d->version < MQTT_V5 || rd_left(r) == 0) {
-        if (a->rc > MQTT311_CONNACK_NOT_AUTHORIZED && d->version < MQTT_V5)
+    if (d->version < MQTT_V5) {
+        if (a->rc > MQTT311_CONNACK_NOT_AUTHORIZED)
             DEC_FAIL(d, MQTT_RC_PROTOCOL_ERROR, "unknown CONNACK return code");
         return MQTT_RC_SUCCESS;
     }
+    /*
+     * A server that does not speak MQTT 5 answers a level 5 CONNECT with a 3.1.1 CONNACK
+     * (2 bytes, code 1: unacceptable protocol version), which the client must be able to read.
+     */
+    if (rd_left(r) == 0 && a->rc == MQTT311_CONNACK_BAD_VERSION)
+        return MQTT_RC_SUCCESS;
     if (!proto__rc_allowed(MQTT_CONNACK, a->rc))
         DEC_FAIL(d, MQTT_RC_PROTOCOL_ERROR, "reason code not allowed in CONNACK");
     prop_span_t span;

@@ -54,12 +54,13 @@ int proto_frame(const uint8_t *buf, size_t len, uint32_t max_packet, size_t *hdr
         uint8_t b = buf[1 + i];
         val |= (uint32_t)(b & 0x7F) << (7 * i);
         /*
-         * The value read so far is a lower bound of the remaining length (later bytes only add),
-         * so an oversized packet is refused as soon as that bound passes the limit.
+         * The whole length (at most 4 bytes) is read before the size is judged, so a malformed
+         * length is reported as such; nothing is allocated either way, since the caller holds at
+         * most these 5 header bytes until this function says how large the packet is.
          */
-        if (max_packet && (uint64_t)val + i + 2 > max_packet)
-            return -MQTT_RC_PACKET_TOO_LARGE;
         if (!(b & 0x80)) {
+            if (max_packet && (uint64_t)val + i + 2 > max_packet)
+                return -MQTT_RC_PACKET_TOO_LARGE;
             *hdr_len = i + 2;
             *rem_len = val;
             return 0;

@@ -103,6 +103,8 @@ static mqtt_rc_t prop_value(rd_t *r, const prop_info_t *pi, mqtt_props_t *out, c
     case PT_U16:
         if (!rd_u16(r, &h))
             FAIL(MQTT_RC_MALFORMED, "truncated property value");
+        if ((pi->rule & PR_NONZERO) && h == 0 && pi->off == offsetof(mqtt_props_t, topic_alias))
+            FAIL(MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias must not be 0"); /* MQTT 5 3.3.2.3.4 */
         if ((pi->rule & PR_NONZERO) && h == 0)
             FAIL(MQTT_RC_PROTOCOL_ERROR, "property value must not be 0");
         memcpy(field, &h, 2);
@@ -191,10 +193,10 @@ mqtt_rc_t proto__props_decode(rd_t *r, unsigned kind, bool multi_sub_id, mqtt_pr
 
 void proto__props_fill(const prop_span_t *span, mqtt_user_prop_t *user, uint32_t *sub_ids)
 {
-    rd_t r = {span->p, span->p + span->len};
-    uint32_t nu = 0, ns = 0;
     if (!span->n_user && !span->n_sub_ids)
         return;
+    rd_t r = {span->p, span->p + span->len};
+    uint32_t nu = 0, ns = 0;
     while (r.p < r.end) {
         const prop_info_t *pi = prop_info(*r.p++);
         mqtt_str_t s;

@@ -167,7 +167,8 @@ def test_session_expiry_zero_ends_session(broker, raws):
     c.recv_nothing(0.3)
 
 
-def test_session_expires_after_interval(broker, raws):
+def test_session_expires_after_interval(broker1, raws):
+    broker = broker1
     cid = uid("spx")
     c = raws(broker, 5)
     c.connect(cid, clean=False, properties=[(m.SESSION_EXPIRY, 1)])
@@ -214,7 +215,8 @@ def test_connect_timeout(make_broker1, raws):
     assert_serves(b)
 
 
-def test_keepalive(broker, raws):
+def test_keepalive(broker1, raws):
+    broker = broker1
     # Keep Alive 2 s: a silent client is closed after 1.5 x 2 s; one that pings stays.
     # mosquitto checks keepalives only every few seconds, hence its wider window.
     limit = 8.0 if IS_MOSQ else 4.5

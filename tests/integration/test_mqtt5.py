@@ -95,7 +95,8 @@ def test_message_expiry_live(broker, raws, clients):
     assert 0 < p.prop(m.MESSAGE_EXPIRY) <= 30
 
 
-def test_retained_message_expiry(broker, raws, clients):
+def test_retained_message_expiry(broker1, raws, clients):
+    broker = broker1
     topic = uid("exp")
     pub = clients(broker)
     pub.publish(topic, b"brief", qos=1, retain=True,

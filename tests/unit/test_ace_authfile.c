@@ -20,8 +20,8 @@ static const char pwfile[] =
     "\n"
     "alice:$7$101$RkmqSAs89QDDWera$fHUbe7TTlxsI4xRW+o+6g2qG0WU0CDQGZgljIIF2duG5XSRDRcaSExkQBdQ+LMyD+"
     "NIwZK00wCYMg3Y/Bo+znQ==\r\n"
-    "bob:$6$MDEyMzQ1Njc4OWFi$YX27RyzbcV6dBMVi9Nh3dwYZ6VxMmu4NpjEaKVgDU/AaJBmf1mEkGpRHYkXCDaBD3uxmt3JGHCI2"
-    "bMwrcUWXYA==";
+    "bob:$6$MDEyMzQ1Njc4OWFi$YX27RyzbcV6dBMVi9Nh3dwYZ6VxMmu4NpjEaKVgDU/AaJBmf1mEkGpRHYkXCDaBD3uxmt3JG"
+    "HCI2bMwrcUWXYA==";
 
 #define PW(s) (const uint8_t *)(s), strlen(s)
 

@@ -105,9 +105,11 @@ TEST(es256_mbedtls_signed)
 
     ASSERT_EQ(ace_pop_verify(ACE_KEY_EC2_P256, pub, 65, chal, sizeof chal, sig, 64), 0);
     ASSERT_EQ(ace_pop_verify(ACE_KEY_EC2_P256, pub + 1, 64, chal, sizeof chal, sig, 64), 0);
-    ASSERT_EQ(ace_pop_verify(ACE_KEY_EC2_P256, pub, 65, chal, sizeof chal, sig, 63), ACE_E_BAD_SIGNATURE);
+    ASSERT_EQ(ace_pop_verify(ACE_KEY_EC2_P256, pub, 65, chal, sizeof chal, sig, 63),
+              ACE_E_BAD_SIGNATURE);
     chal[5] ^= 1;
-    ASSERT_EQ(ace_pop_verify(ACE_KEY_EC2_P256, pub, 65, chal, sizeof chal, sig, 64), ACE_E_BAD_SIGNATURE);
+    ASSERT_EQ(ace_pop_verify(ACE_KEY_EC2_P256, pub, 65, chal, sizeof chal, sig, 64),
+              ACE_E_BAD_SIGNATURE);
     chal[5] ^= 1;
     /* ace_pop_sign (deterministic) verifies too and is stable. */
     ASSERT_EQ(ace_pop_sign(ACE_KEY_EC2_P256, d, 32, chal, sizeof chal, out, &n), 0);
@@ -125,7 +127,8 @@ TEST(es256_mbedtls_signed)
     /* r = 0 is never valid. */
     pub[0] = 0x04;
     memset(out, 0, 32);
-    ASSERT_EQ(ace_pop_verify(ACE_KEY_EC2_P256, pub, 65, chal, sizeof chal, out, 64), ACE_E_BAD_SIGNATURE);
+    ASSERT_EQ(ace_pop_verify(ACE_KEY_EC2_P256, pub, 65, chal, sizeof chal, out, 64),
+              ACE_E_BAD_SIGNATURE);
 }
 
 TEST(challenge_response)

@@ -143,7 +143,8 @@ TEST(round_trip_encoders)
     ASSERT_MEM_EQ(cb, rfc_cbor, n);
     free(cb);
     ASSERT_EQ(ace_scope_to_json(&s, &js, &n), 0);
-    ASSERT_STR_EQ(js, "[[\"topic1\",[\"pub\",\"sub\"]],[\"topic2/#\",[\"pub\"]],[\"+/topic3\",[\"sub\"]]]");
+    ASSERT_STR_EQ(js, "[[\"topic1\",[\"pub\",\"sub\"]],[\"topic2/#\",[\"pub\"]],"
+                      "[\"+/topic3\",[\"sub\"]]]");
     ASSERT_EQ(n, 68);
     ASSERT_EQ(ace_scope_parse_json(js, n, &t), 0);
     ASSERT(check_rfc_scope(&t));
@@ -182,7 +183,8 @@ TEST(malformed_json)
     static const char *bad[] = {
         "{}", "\"a\"", "[[\"a\"]]", "[[\"a\",[]]]", "[[\"a\",[\"pub\",1]]]", "[[1,[\"pub\"]]]",
         "[[\"a/#/b\",[\"pub\"]]]", "[[\"\",[\"pub\"]]]", "[[\"a+\",[\"sub\"]]]", "[[\"a\",\"pub\"]]",
-        "[[\"a\",[\"pub\"],1]]", "[[\"a\",[\"pub\"]]", "[[\"a\",[\"pub\"]]]x", "[[\"a\\u0000b\",[\"pub\"]]]",
+        "[[\"a\",[\"pub\"],1]]", "[[\"a\",[\"pub\"]]", "[[\"a\",[\"pub\"]]]x",
+        "[[\"a\\u0000b\",[\"pub\"]]]",
         "[[\"a\",[\"pub\",\"pub\",\"pub\",\"pub\",\"pub\",\"pub\",\"pub\",\"pub\",\"pub\"]]]", "",
     };
     ace_scope_t s = { NULL, 0 };
@@ -395,7 +397,8 @@ TEST(subset_brute_force)
     }
     for (int a = 0; a < nf; a++) {
         for (int b = 0; b < nf; b++) {
-            const uint64_t *ba = bits + (size_t)a * (size_t)words, *bb = bits + (size_t)b * (size_t)words;
+            const uint64_t *ba = bits + (size_t)a * (size_t)words;
+            const uint64_t *bb = bits + (size_t)b * (size_t)words;
             int want = 1;
             for (int w = 0; w < words && want; w++)
                 want = (ba[w] & ~bb[w]) == 0;

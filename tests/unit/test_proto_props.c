@@ -402,7 +402,6 @@ TEST(value_rules)
         {MQTT_CONNACK, "\x21\x00\x00", 3},                 /* receive maximum 0 */
         {MQTT_CONNECT, "\x27\x00\x00\x00\x00", 5},         /* maximum packet size 0 */
         {MQTT_CONNACK, "\x27\x00\x00\x00\x00", 5},         /* maximum packet size 0 */
-        {MQTT_PUBLISH, "\x23\x00\x00", 3},                 /* topic alias 0 */
         {MQTT_PUBLISH, "\x0B\x00", 2},                     /* subscription id 0 */
         {MQTT_SUBSCRIBE, "\x0B\x00", 2},                   /* subscription id 0 */
         {MQTT_CONNACK, "\x24\x02", 2},                     /* maximum QoS 2 */
@@ -425,8 +424,11 @@ TEST(value_rules)
         ASSERT_EQ(rc, MQTT_RC_PROTOCOL_ERROR);
         ASSERT(p.owned == NULL);
     }
-    /* the allowed edges */
+    /* a Topic Alias of 0 has its own reason code (MQTT 5 3.3.2.3.4) */
     mqtt_packet_t p;
+    ASSERT_EQ(decode_props(MQTT_PUBLISH, "\x23\x00\x00", 3, &p), MQTT_RC_TOPIC_ALIAS_INVALID);
+    ASSERT(p.owned == NULL);
+    /* the allowed edges */
     ASSERT_EQ(decode_props(MQTT_CONNACK, "\x22\x00\x00\x13\x00\x00\x11\x00\x00\x00\x00", 11, &p),
               MQTT_RC_SUCCESS);
     ASSERT_EQ(decode_props(MQTT_PUBLISH, "\x23\xFF\xFF\x02\x00\x00\x00\x00", 8, &p),

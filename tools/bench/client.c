@@ -122,8 +122,8 @@ static int put_publish(bench_client_t *c, uint64_t now)
 }
 
 /*
- * How many more messages the end-to-end window allows (see bench.h). Once full it waits until a
- * quarter of it has drained, so refills come in batches rather than one write per delivery.
+ * How many more messages the end-to-end window allows (see bench.h). Refills wait until a quarter
+ * of the window is free, so they come in batches rather than one write per delivery.
  */
 static uint64_t e2e_room(bench_client_t *c)
 {
@@ -134,9 +134,7 @@ static uint64_t e2e_room(bench_client_t *c)
             low = m;
     }
     uint64_t used = c->seq - low, w = g_cfg.inflight;
-    if (c->stalled && used > w - w / 4)
-        return 0;
-    c->stalled = used >= w;
+    c->stalled = used > w - (w + 3) / 4;
     return c->stalled ? 0 : w - used;
 }
 
@@ -215,9 +213,11 @@ void client_start(bench_client_t *c)
 static void count_failure(bench_client_t *c)
 {
     bench_stats_t *st = &c->th->st;
+    /* At the end the generator itself cuts what is under way: not the broker's failure. */
+    if (run_phase() == PH_DONE)
+        return;
     if (c->state == CS_READY) {
-        if (run_phase() != PH_DONE)
-            ctr_add(&st->disconnects, 1);
+        ctr_add(&st->disconnects, 1);
         return;
     }
     if (c->state == CS_CLOSING || c->state == CS_CLOSED || c->state == CS_NEW)

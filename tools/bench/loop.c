@@ -86,7 +86,8 @@ static void enter_phase(bench_thread_t *th, int ph)
 {
     switch (ph) {
     case PH_RUN:
-        uv_timer_start(&th->tick, on_tick, 1, 1);
+        if (g_cfg.rate || g_cfg.threads > 1)
+            uv_timer_start(&th->tick, on_tick, 1, 1);
         for (uint32_t i = 0; i < th->nclients; i++) {
             bench_client_t *c = th->clients[i];
             if (c->role == ROLE_STORM)

@@ -25,7 +25,7 @@ static void usage(FILE *f)
           "  --publishers P --subscribers S --clients N\n"
           "  --duration S --warmup S --drain S   seconds (10, 2, 5); idle: hold time\n"
           "  --threads T               loop threads (1)\n"
-          "  --concurrency C           idle: connects under way at once (256)\n"
+          "  --concurrency C           idle: connects under way at once (64)\n"
           "  --keepalive S             (60)   --connect-timeout S (10)\n"
           "  --broker-pid PID          idle: read the broker's VmRSS before and after\n"
           "  --json FILE               machine-readable result   --label TEXT (in the JSON)\n"
@@ -137,7 +137,7 @@ void options_parse(int argc, char **argv)
     g_cfg = (bench_cfg_t){.scenario = SC_FANIN, .scenario_name = "fan-in", .host = "127.0.0.1",
                           .port = 1883, .tp = &bench_tcp_transport, .threads = 1,
                           .mqtt = MQTT_V311, .size = 64, .inflight = 64, .duration = 10,
-                          .warmup = -1, .drain = 5, .connect_timeout = 10, .concurrency = 256,
+                          .warmup = -1, .drain = 5, .connect_timeout = 10, .concurrency = 64,
                           .keepalive = 60, .label = ""};
     bool have_scenario = false;
     int o, li;

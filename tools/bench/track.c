@@ -58,8 +58,11 @@ void track_mark(track_t *t, uint64_t seq)
     }
     *w |= MASK(seq);
     t->unique++;
-    if (seq + 1 > atomic_load_explicit(&t->mark, memory_order_relaxed))
-        atomic_store_explicit(&t->mark, seq + 1, memory_order_relaxed);
+    /* A shared group interleaves one stream over several connections, so the highest number
+     * seen says little of what is still queued: there the mark is the count received. */
+    uint64_t m = t->lock ? t->unique : seq + 1;
+    if (m > atomic_load_explicit(&t->mark, memory_order_relaxed))
+        atomic_store_explicit(&t->mark, m, memory_order_relaxed);
 }
 
 void track_finish(track_t *t, uint64_t sent)
