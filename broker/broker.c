@@ -147,6 +147,17 @@ void broker_send_retained(broker_t *b, session_t *s, const char *filter, size_t 
     free(mv.v);
 }
 
+msg_t *session_release_will(session_t *s, uint64_t now)
+{
+    msg_t *m = s->will;
+    s->will = NULL;
+    s->will_at = 0;
+    /* not shared yet, so still ours to change: its expiry runs from publication */
+    if (m)
+        m->expire_at = s->will_expiry ? now + (uint64_t)s->will_expiry * 1000u : 0;
+    return m;
+}
+
 msg_t *session_take_will(session_t *s, bool session_ends, uint64_t now)
 {
     if (!s->will)
@@ -154,12 +165,8 @@ msg_t *session_take_will(session_t *s, bool session_ends, uint64_t now)
     uint64_t delay = s->will_delay;
     if (s->expiry < delay)
         delay = s->expiry;
-    if (session_ends || delay == 0 || (s->will_at && now >= s->will_at)) {
-        msg_t *m = s->will;
-        s->will = NULL;
-        s->will_at = 0;
-        return m;
-    }
+    if (session_ends || delay == 0 || (s->will_at && now >= s->will_at))
+        return session_release_will(s, now);
     if (!s->will_at)
         s->will_at = now + delay * 1000u;
     return NULL;

@@ -458,7 +458,9 @@ static void on_closed(stream_t *s, int status, const char *why)
     conn_detach_session(c);
     unlink_from_worker(c);
     atomic_fetch_sub(&c->w->b->stats.connections, 1);
+    worker_t *w = c->w;
     conn_unref(c);
+    worker_maybe_finish(w);
 }
 
 static const stream_events_t conn_events = {on_data, on_open, on_closed};

@@ -120,6 +120,7 @@ struct session {
 
     msg_t *will;
     uint32_t will_delay;
+    uint32_t will_expiry; /* Message Expiry Interval of the will, counted from its publication */
     uint64_t will_at; /* when a delayed will is due; 0 = none pending */
 
     uint64_t dropped;
@@ -307,6 +308,8 @@ void worker_post(worker_t *w, int type, void *ptr, int arg);
 void worker_wake_session(worker_t *current, session_t *s);
 void worker_track_offline(worker_t *w, session_t *s);
 worker_t *worker_current(void);
+/* When stopping and the last connection is gone, closes the loop's handles so uv_run returns. */
+void worker_maybe_finish(worker_t *w);
 
 /* ---- the broker (broker.c) -------------------------------------------------------------------- */
 
@@ -371,6 +374,8 @@ void broker_send_retained(broker_t *b, session_t *s, const char *filter, size_t 
 /* With the session lock held: returns the session's will if it is due now (the caller publishes
  * it after unlocking), or arms its Will Delay Interval and returns NULL. */
 msg_t *session_take_will(session_t *s, bool session_ends, uint64_t now);
+/* With the lock held: takes the will out of the session to publish it now. */
+msg_t *session_release_will(session_t *s, uint64_t now);
 /* Returns the number of subscriptions the message was queued for. */
 size_t broker_publish_count(broker_t *b, msg_t *m);
 /* Fills lim from a config. */

@@ -126,9 +126,8 @@ static int attach_session(conn_t *c, const mqtt_connect_t *k, const char *id, si
         /* the old will goes out if this session ends or had no delay; a delayed will is
            cancelled by this new connection to the same session (MQTT 5 3.1.3.2.2) */
         if (s->will && (k->clean || s->will_delay == 0))
-            a->old_will = s->will;
-        else
-            msg_unref(s->will);
+            a->old_will = session_release_will(s, clock_ms());
+        msg_unref(s->will);
         s->will = NULL;
         s->will_at = 0;
         pthread_mutex_unlock(&s->lock);
@@ -157,6 +156,10 @@ static int attach_session(conn_t *c, const mqtt_connect_t *k, const char *id, si
     if (k->will)
         s->will = make_will(c, k);
     s->will_delay = 0;
+    s->will_expiry = 0;
+    if (k->will && c->version == MQTT_V5 &&
+        (k->will_props.present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)))
+        s->will_expiry = k->will_props.message_expiry;
     if (k->will && c->version == MQTT_V5 &&
         (k->will_props.present & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)))
         s->will_delay = k->will_props.will_delay;

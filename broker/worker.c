@@ -304,12 +304,17 @@ static void close_handle(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+void worker_maybe_finish(worker_t *w)
+{
+    if (w->stopping && w->conns == NULL)
+        uv_walk(&w->loop, close_handle, NULL);
+}
+
 static void on_check(uv_check_t *h)
 {
     worker_t *w = h->data;
     flush_pending(w);
-    if (w->stopping && w->conns == NULL)
-        uv_walk(&w->loop, close_handle, NULL);
+    worker_maybe_finish(w);
 }
 
 /* Expires an offline session: under the registry lock, if it is still offline and registered. */
@@ -421,7 +426,8 @@ static void begin_stop(worker_t *w)
         uv_close((uv_handle_t *)&w->servers[k], NULL);
     for (conn_t *c = w->conns; c; c = c->next)
         conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
-    uv_timer_stop(&w->tick);
+    flush_pending(w);
+    worker_maybe_finish(w);
 }
 
 void workers_stop(broker_t *b)
