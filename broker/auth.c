@@ -5,12 +5,14 @@
  * per_listener_settings into each listener). As in Mosquitto 2, a client that sends a user name
  * when no password file is configured gains nothing from it: it is treated as anonymous.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/auth.h"
 #include "broker/config.h"
 #include "broker/log.h"
+#include "tls/tls.h"
 
 struct auth {
     int unused;
@@ -41,6 +43,17 @@ auth_result_t auth_connect(conn_t *c, const mqtt_connect_t *k)
     if (c->version == MQTT_V5 && (k->props.present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
         return deny(MQTT_RC_BAD_AUTH_METHOD, MQTT311_CONNACK_BAD_CREDENTIALS,
                     "authentication method not supported");
+    if (c->listener && c->listener->use_identity_as_username && c->stream &&
+        stream_is_tls(c->stream)) {
+        /* the client certificate, already verified by the TLS layer, names the user */
+        tls_info_t info;
+        if (tls_session_info(c->stream, &info) < 0 || !info.cert_identity)
+            return deny(MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
+                        "use_identity_as_username: no client certificate identity");
+        snprintf(c->username, sizeof c->username, "%s", info.cert_identity);
+        c->anonymous = false;
+        return ok;
+    }
     c->anonymous = true;
     if (!c->listener || c->listener->allow_anonymous)
         return ok;

@@ -427,7 +427,10 @@ static void on_data(stream_t *s, const uint8_t *data, size_t len)
 
 static void on_open(stream_t *s)
 {
-    (void)s;
+    conn_t *c = s->owner;
+    /* connect_timeout runs from when MQTT bytes can flow (after a TLS handshake) */
+    if (c)
+        c->created_at = c->last_rx = clock_ms();
 }
 
 static void unlink_from_worker(conn_t *c)
@@ -458,6 +461,8 @@ static void on_closed(stream_t *s, int status, const char *why)
     conn_detach_session(c);
     unlink_from_worker(c);
     atomic_fetch_sub(&c->w->b->stats.connections, 1);
+    if (c->lrt)
+        atomic_fetch_sub(&c->lrt->conns, 1);
     worker_t *w = c->w;
     conn_unref(c);
     worker_maybe_finish(w);
@@ -470,8 +475,9 @@ const stream_events_t *conn_stream_events(void)
     return &conn_events;
 }
 
-conn_t *conn_new(worker_t *w, stream_t *s, const acemq_listener_t *l)
+conn_t *conn_new(worker_t *w, stream_t *s, listener_rt_t *lrt)
 {
+    const acemq_listener_t *l = lrt ? lrt->cfg : NULL;
     conn_t *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
@@ -479,6 +485,9 @@ conn_t *conn_new(worker_t *w, stream_t *s, const acemq_listener_t *l)
     c->w = w;
     c->stream = s;
     c->listener = l;
+    c->lrt = lrt;
+    if (lrt)
+        atomic_fetch_add(&lrt->conns, 1);
     c->max_qos = (uint8_t)(l && l->max_qos >= 0 ? l->max_qos : w->b->lim.max_qos);
     c->max_topic_alias =
         (uint16_t)(l && l->max_topic_alias >= 0 ? l->max_topic_alias : w->b->lim.max_topic_alias);

@@ -30,6 +30,7 @@ typedef struct session session_t;
 typedef struct conn conn_t;
 typedef struct acemq_config acemq_config_t;
 typedef struct acemq_listener acemq_listener_t;
+typedef struct listener_rt listener_rt_t;
 
 /* ---- messages (message.c) --------------------------------------------------------------------- */
 
@@ -125,6 +126,7 @@ struct session {
 
     uint64_t dropped;
     atomic_bool flush_queued; /* already on a worker's flush list */
+    struct auth_session *authz; /* authorization state that outlives a connection (auth.c) */
     session_t *hnext;         /* registry chain */
 };
 
@@ -180,6 +182,7 @@ struct conn {
     worker_t *w;
     stream_t *stream;
     const acemq_listener_t *listener;
+    listener_rt_t *lrt;
     conn_t *prev, *next; /* the worker's list */
     uint8_t state;
     uint8_t version;
@@ -215,11 +218,12 @@ struct conn {
     char username[64];
     bool anonymous;
     bool counted; /* counted in clients_connected */
+    struct auth_conn *authc; /* per-connection authentication state (auth.c) */
     uint8_t max_qos;         /* the listener's max_qos */
     uint16_t max_topic_alias; /* the listener's max_topic_alias */
 };
 
-conn_t *conn_new(worker_t *w, stream_t *s, const acemq_listener_t *l);
+conn_t *conn_new(worker_t *w, stream_t *s, listener_rt_t *l);
 static inline conn_t *conn_ref(conn_t *c)
 {
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
@@ -290,7 +294,7 @@ struct worker {
     uv_tcp_t *servers;
     size_t n_servers;
     int *server_fds; /* bound and listening sockets made by the main thread */
-    const acemq_listener_t **server_listeners;
+    struct listener_rt **server_listeners;
     bool stopping;
     atomic_bool stop_requested;
     uint64_t last_sys;
@@ -348,6 +352,23 @@ typedef struct {
 struct router;
 struct retain;
 struct auth;
+struct tls_server;
+
+/* A configured listener at run time (listener.c): its transport and connection count. */
+struct listener_rt {
+    const acemq_listener_t *cfg;
+    struct tls_server *tls; /* NULL for plain TCP */
+    atomic_int conns;
+};
+
+/* Builds the run-time listeners (TLS contexts included). Returns 0 or -1 with a message. */
+int listeners_init(broker_t *b, char *err, size_t cap);
+/* SIGHUP: reloads certificates, keys, CA and CRL of every TLS listener from a fresh config. */
+void listeners_reload(broker_t *b, const acemq_config_t *fresh);
+void listeners_free(broker_t *b);
+/* The transport for an accepted socket on this listener (TLS or plain). */
+stream_t *listener_stream_new(listener_rt_t *l, uv_loop_t *loop, uv_tcp_t *tcp,
+                              const stream_events_t *ev);
 
 struct broker {
     acemq_config_t *cfg;
@@ -358,6 +379,8 @@ struct broker {
     struct auth *auth;
     worker_t *workers;
     int n_workers;
+    listener_rt_t *listeners;
+    size_t n_listeners;
     broker_stats_t stats;
     uint64_t started_at;   /* clock_ms() */
     time_t started_wall;

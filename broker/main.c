@@ -166,6 +166,7 @@ static int broker_init(broker_t *b, acemq_config_t *cfg, char *err, size_t cap)
 static void broker_destroy(broker_t *b)
 {
     registry_free(b->registry);
+    listeners_free(b);
     router_free(b->router);
     retain_free(b->retained);
     auth_free(b->auth);
@@ -189,8 +190,9 @@ static void reload(broker_t *b)
     char why[1024];
     if (config_needs_restart(b->cfg, fresh, why, sizeof why))
         log_warning("reload_needs_restart", "changed=\"%s\"", why);
-    /* Limits and logging change now; the listener set stays as it was bound. */
+    /* Limits, logging and certificates change now; the listener set stays as it was bound. */
     broker_limits_from_config(&b->lim, fresh);
+    listeners_reload(b, fresh);
     apply_logging(fresh, g_opts.verbose);
     log_reopen();
     log_notice("reloaded", "config=%s", fresh->path ? fresh->path : "(built-in)");
@@ -249,6 +251,11 @@ int main(int argc, char **argv)
     broker_t *b = &broker;
     if (broker_init(b, cfg, err, sizeof err) < 0) {
         log_error("start_failed", "reason=\"%s\"", err[0] ? err : "out of memory");
+        return 1;
+    }
+    if (listeners_init(b, err, sizeof err) < 0) {
+        log_error("start_failed", "reason=\"%s\"", err);
+        fprintf(stderr, "acemqd: %s\n", err);
         return 1;
     }
     if (workers_bind(b, err, sizeof err) < 0) {

@@ -70,20 +70,13 @@ void worker_track_offline(worker_t *w, session_t *s)
 
 /* ---- accepting -------------------------------------------------------------------------------- */
 
-static bool over_limit(worker_t *w, const acemq_listener_t *l)
+static bool over_limit(worker_t *w, listener_rt_t *l)
 {
     broker_t *b = w->b;
     uint64_t total = atomic_load(&b->stats.connections);
     if (b->lim.max_connections >= 0 && total >= (uint64_t)b->lim.max_connections)
         return true;
-    if (l->max_connections >= 0) {
-        size_t mine = 0; /* per listener: counted over this worker's share */
-        for (conn_t *c = w->conns; c; c = c->next)
-            mine += c->listener == l;
-        if (mine * (size_t)b->n_workers >= (size_t)l->max_connections)
-            return true;
-    }
-    return false;
+    return l->cfg->max_connections >= 0 && atomic_load(&l->conns) >= l->cfg->max_connections;
 }
 
 static void on_tcp_closed(uv_handle_t *h)
@@ -94,12 +87,12 @@ static void on_tcp_closed(uv_handle_t *h)
 static void on_connection(uv_stream_t *server, int status)
 {
     worker_t *w = server->loop->data;
-    const acemq_listener_t *l = server->data;
+    listener_rt_t *l = server->data;
     uint64_t now = clock_ms();
     if (status < 0) {
         if (now - w->last_accept_warning > 10000) {
             w->last_accept_warning = now;
-            log_warning("accept_failed", "port=%d error=\"%s\" connections=%llu%s", l->port,
+            log_warning("accept_failed", "port=%d error=\"%s\" connections=%llu%s", l->cfg->port,
                         uv_strerror(status), (unsigned long long)atomic_load(&w->b->stats.connections),
                         status == UV_EMFILE ? " hint=\"the process is at its file descriptor limit "
                                               "(ulimit -n); existing clients keep being served\""
@@ -119,14 +112,15 @@ static void on_connection(uv_stream_t *server, int status)
     if (w->stopping || over_limit(w, l)) {
         if (now - w->last_accept_warning > 10000) {
             w->last_accept_warning = now;
-            log_warning("connection_refused", "port=%d reason=\"max_connections reached\"", l->port);
+            log_warning("connection_refused", "port=%d reason=\"max_connections reached\"",
+                        l->cfg->port);
         }
         uv_close((uv_handle_t *)tcp, on_tcp_closed);
         return;
     }
     uv_tcp_nodelay(tcp, 1);
     extern const stream_events_t *conn_stream_events(void);
-    stream_t *s = stream_tcp_new(&w->loop, tcp, conn_stream_events(), NULL);
+    stream_t *s = listener_stream_new(l, &w->loop, tcp, conn_stream_events());
     if (!s) {
         uv_close((uv_handle_t *)tcp, on_tcp_closed);
         return;
@@ -137,7 +131,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     s->owner = c;
-    log_debug("accept", "peer=%s port=%d", s->peer, l->port);
+    log_debug("accept", "peer=%s port=%d transport=%s", s->peer, l->cfg->port, s->ops->name);
     if (s->ops->start(s) < 0)
         conn_close(c, -1, "could not start reading");
 }
@@ -164,14 +158,13 @@ static int bind_one(const struct addrinfo *ai, char *err, size_t cap, const char
     return fd;
 }
 
-static int add_server(worker_t *w, int fd, const acemq_listener_t *l)
+static int add_server(worker_t *w, int fd, listener_rt_t *l)
 {
     int *fds = realloc(w->server_fds, (w->n_servers + 1) * sizeof *fds);
     if (!fds)
         return -1;
     w->server_fds = fds;
-    const acemq_listener_t **ls =
-        realloc(w->server_listeners, (w->n_servers + 1) * sizeof *ls);
+    listener_rt_t **ls = realloc(w->server_listeners, (w->n_servers + 1) * sizeof *ls);
     if (!ls)
         return -1;
     w->server_listeners = ls;
@@ -181,8 +174,9 @@ static int add_server(worker_t *w, int fd, const acemq_listener_t *l)
     return 0;
 }
 
-static int bind_listener(broker_t *b, const acemq_listener_t *l, char *err, size_t cap)
+static int bind_listener(broker_t *b, listener_rt_t *lrt, char *err, size_t cap)
 {
+    const acemq_listener_t *l = lrt->cfg;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     if (l->socket_domain && strcmp(l->socket_domain, "ipv4") == 0)
         hints.ai_family = AF_INET;
@@ -211,10 +205,11 @@ static int bind_listener(broker_t *b, const acemq_listener_t *l, char *err, size
                 freeaddrinfo(res);
                 return -1;
             }
-            add_server(&b->workers[i], fd, l);
+            add_server(&b->workers[i], fd, lrt);
         }
         bound++;
-        log_info("listening", "address=%s protocol=%s", what, l->protocol ? l->protocol : "mqtt");
+        log_info("listening", "address=%s protocol=%s tls=%s", what,
+                 l->protocol ? l->protocol : "mqtt", lrt->tls ? "yes" : "no");
     }
     freeaddrinfo(res);
     return bound ? 0 : -1;
@@ -222,8 +217,8 @@ static int bind_listener(broker_t *b, const acemq_listener_t *l, char *err, size
 
 int workers_bind(broker_t *b, char *err, size_t cap)
 {
-    for (const acemq_listener_t *l = b->cfg->listeners; l; l = l->next)
-        if (bind_listener(b, l, err, cap) < 0)
+    for (size_t i = 0; i < b->n_listeners; i++)
+        if (bind_listener(b, &b->listeners[i], err, cap) < 0)
             return -1;
     return 0;
 }
