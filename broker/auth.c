@@ -100,3 +100,13 @@ int handle_auth(conn_t *c, mqtt_packet_t *p)
     return conn_protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
                                "AUTH without an authentication method in CONNECT");
 }
+
+void auth_conn_closed(conn_t *c)
+{
+    (void)c;
+}
+
+void auth_session_free(session_t *s)
+{
+    (void)s;
+}

@@ -39,6 +39,12 @@ bool auth_may_publish(conn_t *c, const char *topic, size_t len);
 /* At forwarding time: may this session still receive a message on topic? */
 bool auth_may_receive(session_t *s, const char *topic, size_t len);
 
+/* Lifecycle hooks for the state auth.c keeps on connections (c->authc) and sessions
+ * (s->authz): called when the socket is gone (on the connection's worker), and when the
+ * session is freed (any thread). */
+void auth_conn_closed(conn_t *c);
+void auth_session_free(session_t *s);
+
 /* Completes CONNECT after authentication (handle_connect.c). */
 int connect_accept(conn_t *c, const mqtt_connect_t *k, const mqtt_str_t *auth_method);
 

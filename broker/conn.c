@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/auth.h"
 #include "broker/config.h"
 #include "broker/core.h"
 #include "broker/log.h"
@@ -458,6 +459,7 @@ static void on_closed(stream_t *s, int status, const char *why)
             log_info("disconnect", "client=%s peer=%s reason=\"%s\" status=%d", c->client_id,
                      s->peer, why, status);
     }
+    auth_conn_closed(c);
     conn_detach_session(c);
     unlink_from_worker(c);
     atomic_fetch_sub(&c->w->b->stats.connections, 1);

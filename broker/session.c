@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/auth.h"
 #include "broker/core.h"
 #include "broker/log.h"
 #include "broker/router.h"
@@ -52,6 +53,7 @@ void session_unref(session_t *s)
     if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     drop_deliveries(s);
+    auth_session_free(s);
     for (uint32_t i = 0; i < s->n_subs; i++)
         free(s->subs[i].filter);
     msg_unref(s->will);
