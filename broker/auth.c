@@ -1,35 +1,516 @@
 /*
  * broker/auth.c: the access policy behind auth.h.
  *
- * Anonymous access follows the listener's allow_anonymous (the config has already resolved
- * per_listener_settings into each listener). As in Mosquitto 2, a client that sends a user name
- * when no password file is configured gains nothing from it: it is treated as anonymous.
+ * Who a client is (anonymous, a password_file user, a certificate identity, an ACE token) becomes a
+ * grant_t at CONNECT; every later question (PUBLISH, SUBSCRIBE, forwarding) is answered from that
+ * grant. ACE tokens are handled in ace_connect.c, the authz-info topic in ace_authz_info.c.
+ *
+ * Without ace_issuer, password_file and acl_file the answers are those of an open broker, as before:
+ * anonymous access follows the listener's allow_anonymous and, as in Mosquitto 2, a user name sent
+ * when no password file is configured gains nothing. Once an ace_issuer is configured, ACE is
+ * accepted on every listener; clients without a token (MQTT:none) then reach only authz-info and the
+ * ace_public_topic filters, and denials follow RFC 9431's table (DISCONNECT 0x87 for a QoS 0
+ * PUBLISH, closing 3.1.1 connections).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "broker/auth.h"
+#include "broker/auth_int.h"
 #include "broker/config.h"
 #include "broker/log.h"
+#include "broker/metrics.h"
 #include "tls/tls.h"
 
 struct auth {
-    int unused;
+    pthread_mutex_t mu; /* guards cur; held only to take a reference or swap */
+    policy_t *cur;
+    ace_exi_tracker_t *exi; /* survives reloads: replay memory must not be reset by SIGHUP */
+    authz_store_t *store;   /* tokens uploaded to authz-info, also kept across reloads */
 };
+
+int64_t auth_now(void)
+{
+    /* not time(): glibc serves it from the coarse clock, which can lag a second boundary */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* ---- policy ----------------------------------------------------------------------------------- */
+
+void policy_release(policy_t *p)
+{
+    if (!p || atomic_fetch_sub(&p->refs, 1) != 1)
+        return;
+    ace_trust_free(p->trust);
+    ace_token_cache_free(p->cache);
+    free(p->audience);
+    free(p->as_hint);
+    for (size_t i = 0; i < p->n_pub; i++)
+        free(p->pub[i].filter);
+    free(p->pub);
+    for (size_t i = 0; i < p->n_map; i++) {
+        free(p->map[i].name);
+        free(p->map[i].e.filter);
+    }
+    free(p->map);
+    for (size_t i = 0; i < p->n_files; i++) {
+        free(p->files[i].path);
+        ace_pwfile_free(p->files[i].pw);
+        ace_acl_free(p->files[i].acl);
+    }
+    free(p->files);
+    if (p->introspect)
+        ace_introspect_free(p->introspect);
+    free(p);
+}
+
+policy_t *policy_acquire(struct auth *a)
+{
+    pthread_mutex_lock(&a->mu);
+    policy_t *p = a->cur;
+    atomic_fetch_add(&p->refs, 1);
+    pthread_mutex_unlock(&a->mu);
+    return p;
+}
+
+static authfile_entry_t *file_entry(policy_t *p, const char *path)
+{
+    for (size_t i = 0; i < p->n_files; i++)
+        if (strcmp(p->files[i].path, path) == 0)
+            return &p->files[i];
+    authfile_entry_t *v = realloc(p->files, (p->n_files + 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    p->files = v;
+    authfile_entry_t *e = &v[p->n_files];
+    memset(e, 0, sizeof *e);
+    if (!(e->path = strdup(path)))
+        return NULL;
+    p->n_files++;
+    return e;
+}
+
+/* Loads a password_file or acl_file once per distinct path. */
+static int load_file(policy_t *p, const char *path, bool acl, char *err, size_t cap)
+{
+    if (!path)
+        return 0;
+    authfile_entry_t *e = file_entry(p, path);
+    if (!e)
+        return snprintf(err, cap, "out of memory"), -1;
+    size_t line = 0;
+    int rc = 0;
+    if (acl && !e->acl)
+        rc = ace_acl_load(path, &e->acl, &line);
+    else if (!acl && !e->pw)
+        rc = ace_pwfile_load(path, &e->pw, &line);
+    if (rc < 0) {
+        snprintf(err, cap, "%s %s%s%zu: %s", acl ? "acl_file" : "password_file", path,
+                 line ? ":" : "", line, ace_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int load_files(policy_t *p, const acemq_config_t *cfg, char *err, size_t cap)
+{
+    if (load_file(p, cfg->password_file, false, err, cap) < 0 ||
+        load_file(p, cfg->acl_file, true, err, cap) < 0)
+        return -1;
+    for (const acemq_listener_t *l = cfg->listeners; l; l = l->next)
+        if (load_file(p, l->password_file, false, err, cap) < 0 ||
+            load_file(p, l->acl_file, true, err, cap) < 0)
+            return -1;
+    return 0;
+}
+
+static int load_lists(policy_t *p, const acemq_config_t *cfg)
+{
+    for (const acemq_ace_public_topic_t *t = cfg->ace_public_topics; t; t = t->next)
+        p->n_pub++;
+    for (const acemq_ace_scope_map_t *m = cfg->ace_scope_map; m; m = m->next)
+        p->n_map++;
+    p->pub = calloc(p->n_pub + 1, sizeof *p->pub);
+    p->map = calloc(p->n_map + 1, sizeof *p->map);
+    if (!p->pub || !p->map)
+        return -1;
+    size_t i = 0;
+    for (const acemq_ace_public_topic_t *t = cfg->ace_public_topics; t; t = t->next, i++) {
+        p->pub[i] = (perm_entry_t){strdup(t->filter), strlen(t->filter),
+                                   (t->perm & ACEMQ_PERM_PUB ? ACE_PERM_PUB : 0u) |
+                                       (t->perm & ACEMQ_PERM_SUB ? ACE_PERM_SUB : 0u)};
+        if (!p->pub[i].filter)
+            return -1;
+    }
+    i = 0;
+    for (const acemq_ace_scope_map_t *m = cfg->ace_scope_map; m; m = m->next, i++) {
+        p->map[i].name = strdup(m->name);
+        p->map[i].e = (perm_entry_t){strdup(m->filter), strlen(m->filter),
+                                     (m->perm & ACEMQ_PERM_PUB ? ACE_PERM_PUB : 0u) |
+                                         (m->perm & ACEMQ_PERM_SUB ? ACE_PERM_SUB : 0u)};
+        if (!p->map[i].name || !p->map[i].e.filter)
+            return -1;
+    }
+    return 0;
+}
+
+static int load_trust(policy_t *p, const acemq_config_t *cfg, char *err, size_t cap)
+{
+    if (!cfg->ace_issuers && !cfg->ace_introspection_url)
+        return 0;
+    if (!cfg->ace_audience)
+        return snprintf(err, cap, "ACE needs ace_audience"), -1;
+    p->trust = ace_trust_new(cfg->ace_audience, cfg->ace_clock_skew, cfg->ace_profile_id);
+    p->cache = ace_token_cache_new(4096, 3600);
+    if (!p->trust || !p->cache)
+        return snprintf(err, cap, "out of memory"), -1;
+    if (cfg->ace_max_token_size > 0)
+        ace_trust_set_max_token(p->trust, (size_t)cfg->ace_max_token_size);
+    for (const acemq_ace_issuer_t *i = cfg->ace_issuers; i; i = i->next) {
+        char why[256] = "";
+        if (ace_trust_add_issuer_keyfile(p->trust, i->iss, i->keyfile, why, sizeof why) < 0)
+            return snprintf(err, cap, "ace_issuer %s: %s", i->iss, why), -1;
+    }
+    if (ace_pop_init() < 0)
+        return snprintf(err, cap, "ACE: crypto initialisation failed"), -1;
+    return 0;
+}
+
+static policy_t *policy_build(struct auth *a, const acemq_config_t *cfg, char *err, size_t cap)
+{
+    policy_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    atomic_init(&p->refs, 1);
+    p->holder = a;
+    p->clock_skew = cfg->ace_clock_skew > 0 ? cfg->ace_clock_skew : 0;
+    p->max_token = cfg->ace_max_token_size > 0 ? (size_t)cfg->ace_max_token_size : 8192;
+    p->audience = cfg->ace_audience ? strdup(cfg->ace_audience) : NULL;
+    p->as_hint = cfg->ace_as_hint ? strdup(cfg->ace_as_hint) : NULL;
+    if ((cfg->ace_audience && !p->audience) || (cfg->ace_as_hint && !p->as_hint) ||
+        load_lists(p, cfg) < 0) {
+        snprintf(err, cap, "out of memory");
+        policy_release(p);
+        return NULL;
+    }
+    if (load_trust(p, cfg, err, cap) < 0 || load_files(p, cfg, err, cap) < 0) {
+        policy_release(p);
+        return NULL;
+    }
+    if (cfg->ace_introspection_url) { /* for tokens the trust store cannot verify locally */
+        ace_introspect_config_t ic = {
+            .url = cfg->ace_introspection_url,
+            .client_id = cfg->ace_introspection_client_id,
+            .secret_file = cfg->ace_introspection_secret_file,
+            .cafile = cfg->ace_introspection_cafile,
+            .audience = cfg->ace_audience,
+            .timeout_ms = (unsigned)cfg->ace_introspection_timeout * 1000u,
+            .cache_ttl = cfg->ace_introspection_cache_ttl,
+            .clock_skew = p->clock_skew,
+            .max_token = p->max_token,
+        };
+        char why[256] = "";
+        if (!(p->introspect = ace_introspect_new(&ic, why, sizeof why))) {
+            snprintf(err, cap, "ace_introspection: %s", why);
+            policy_release(p);
+            return NULL;
+        }
+    }
+    return p;
+}
 
 struct auth *auth_new(const acemq_config_t *cfg, char *err, size_t cap)
 {
-    (void)cfg;
-    (void)err;
-    (void)cap;
-    return calloc(1, sizeof(struct auth));
+    struct auth *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    a->exi = ace_exi_tracker_new();
+    a->store = authz_store_new(1024);
+    a->cur = a->exi && a->store ? policy_build(a, cfg, err, cap) : NULL;
+    if (!a->cur) {
+        auth_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+int auth_reload(struct auth *a, const acemq_config_t *cfg, char *err, size_t cap)
+{
+    policy_t *p = policy_build(a, cfg, err, cap);
+    if (!p)
+        return -1;
+    pthread_mutex_lock(&a->mu);
+    policy_t *old = a->cur;
+    a->cur = p;
+    pthread_mutex_unlock(&a->mu);
+    policy_release(old); /* connections and grants still holding it keep it alive */
+    return 0;
 }
 
 void auth_free(struct auth *a)
 {
+    if (!a)
+        return;
+    policy_release(a->cur);
+    ace_exi_tracker_free(a->exi);
+    authz_store_free(a->store);
+    pthread_mutex_destroy(&a->mu);
     free(a);
 }
+
+bool auth_ace_enabled(struct auth *a)
+{
+    policy_t *p = policy_acquire(a);
+    bool on = p->trust != NULL;
+    policy_release(p);
+    return on;
+}
+
+authz_store_t *auth_store(struct auth *a)
+{
+    return a->store;
+}
+
+ace_exi_tracker_t *auth_exi(struct auth *a)
+{
+    return a->exi;
+}
+
+const ace_pwfile_t *policy_pwfile(const policy_t *p, const char *path)
+{
+    for (size_t i = 0; path && i < p->n_files; i++)
+        if (strcmp(p->files[i].path, path) == 0)
+            return p->files[i].pw;
+    return NULL;
+}
+
+const ace_acl_t *policy_acl(const policy_t *p, const char *path)
+{
+    for (size_t i = 0; path && i < p->n_files; i++)
+        if (strcmp(p->files[i].path, path) == 0)
+            return p->files[i].acl;
+    return NULL;
+}
+
+bool policy_public(const policy_t *p, unsigned perm, const char *t, size_t len, bool filter)
+{
+    for (size_t i = 0; i < p->n_pub; i++) {
+        const perm_entry_t *e = &p->pub[i];
+        if (!(e->perm & perm))
+            continue;
+        if (filter ? ace_filter_subset(t, len, e->filter, e->len)
+                   : ace_topic_matches(e->filter, e->len, t, len))
+            return true;
+    }
+    return false;
+}
+
+/* ---- grants ----------------------------------------------------------------------------------- */
+
+grant_t *grant_new(policy_t *p, int kind)
+{
+    grant_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    atomic_init(&g->refs, 1);
+    g->kind = kind;
+    g->pol = p;
+    atomic_fetch_add(&p->refs, 1);
+    g->ace_rules = p->trust != NULL;
+    return g;
+}
+
+grant_t *grant_ref(grant_t *g)
+{
+    if (g)
+        atomic_fetch_add(&g->refs, 1);
+    return g;
+}
+
+void grant_unref(grant_t *g)
+{
+    if (!g || atomic_fetch_sub(&g->refs, 1) != 1)
+        return;
+    ace_scope_free(&g->scope);
+    free(g->username);
+    free(g->client_id);
+    policy_release(g->pol);
+    free(g);
+}
+
+/* Bearer tokens carry OAuth scope names; ace_scope_map turns each known name into filters. */
+static int scope_from_map(const policy_t *p, const char *text, size_t len, ace_scope_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->e = calloc(p->n_map + 1, sizeof *out->e);
+    if (!out->e)
+        return ACE_E_NOMEM;
+    for (size_t i = 0; i < len;) {
+        while (i < len && text[i] == ' ')
+            i++;
+        size_t j = i;
+        while (j < len && text[j] != ' ')
+            j++;
+        for (size_t m = 0; m < p->n_map && j > i; m++) {
+            if (strlen(p->map[m].name) != j - i || memcmp(p->map[m].name, text + i, j - i) != 0)
+                continue;
+            ace_scope_entry_t *e = &out->e[out->n];
+            if (!(e->filter = strdup(p->map[m].e.filter)))
+                return ACE_E_NOMEM;
+            e->len = p->map[m].e.len;
+            e->perms = p->map[m].e.perm;
+            out->n++;
+        }
+        i = j;
+    }
+    return 0;
+}
+
+int grant_from_claims(policy_t *p, const ace_claims_t *cl, bool bearer, grant_t **out)
+{
+    grant_t *g = grant_new(p, GRANT_ACE);
+    if (!g)
+        return ACE_E_NOMEM;
+    int rc;
+    if (bearer && p->n_map && cl->scope_kind == ACE_SCOPE_TSTR && cl->scope_len &&
+        cl->scope[0] != '[')
+        rc = scope_from_map(p, (const char *)cl->scope, cl->scope_len, &g->scope);
+    else
+        rc = ace_scope_parse_claim(cl->scope_kind, cl->scope, cl->scope_len, &g->scope);
+    if (rc == 0 && cl->sub[0] && !(g->username = strdup(cl->sub)))
+        rc = ACE_E_NOMEM;
+    if (rc < 0) {
+        grant_unref(g);
+        return rc;
+    }
+    g->deadline = ace_deadline(p, cl, auth_now());
+    *out = g;
+    return 0;
+}
+
+/* The one decision: may grant g do perm on a topic name (filter=false) or a filter? */
+static bool grant_allows(const grant_t *g, unsigned perm, const char *t, size_t len, bool filter)
+{
+    if (!g)
+        return true;
+    if (g->deadline && auth_now() >= g->deadline)
+        return false;
+    if (g->ace_rules && policy_public(g->pol, perm, t, len, filter))
+        return true;
+    if (g->kind == GRANT_ACE)
+        return filter ? ace_scope_allows_filter(&g->scope, perm, t, len)
+                      : ace_scope_allows_topic(&g->scope, perm, t, len);
+    if (g->acl) {
+        if (filter)
+            return ace_acl_check_subscribe(g->acl, g->username, g->client_id, t, len);
+        return ace_acl_check(g->acl, g->username, g->client_id,
+                             perm == ACE_PERM_PUB ? ACE_ACL_WRITE : ACE_ACL_READ, t, len);
+    }
+    /* MQTT:none under ACE reaches public topics only; elsewhere an open broker */
+    return !(g->ace_rules && g->kind == GRANT_ANON);
+}
+
+/* ---- connections and sessions ----------------------------------------------------------------- */
+
+auth_conn_t *authc_get(conn_t *c)
+{
+    if (!c->authc) {
+        c->authc = calloc(1, sizeof(auth_conn_t));
+        if (c->authc)
+            c->authc->pol = policy_acquire(c->w->b->auth);
+    }
+    return c->authc;
+}
+
+void authc_set_grant(conn_t *c, grant_t *g)
+{
+    auth_conn_t *a = c->authc;
+    grant_unref(a->grant);
+    a->grant = g;
+    if (g && !g->client_id && c->client_id[0] && strcmp(c->client_id, "-") != 0)
+        g->client_id = strdup(c->client_id);
+}
+
+static struct auth_session *session_authz(session_t *s, bool create)
+{
+    struct auth_session *as = __atomic_load_n(&s->authz, __ATOMIC_ACQUIRE);
+    if (as || !create)
+        return as;
+    pthread_mutex_lock(&s->lock);
+    if (!s->authz) {
+        as = calloc(1, sizeof *as);
+        if (as) {
+            pthread_mutex_init(&as->mu, NULL);
+            __atomic_store_n(&s->authz, as, __ATOMIC_RELEASE);
+        }
+    }
+    as = s->authz;
+    pthread_mutex_unlock(&s->lock);
+    return as;
+}
+
+void auth_install(conn_t *c)
+{
+    auth_conn_t *a = c->authc;
+    if (!a || !c->session)
+        return;
+    grant_t *g = a->grant;
+    struct auth_session *as = session_authz(c->session, g != NULL);
+    if (as) {
+        pthread_mutex_lock(&as->mu);
+        grant_t *old = as->grant;
+        as->grant = grant_ref(g);
+        pthread_mutex_unlock(&as->mu);
+        grant_unref(old);
+    }
+    ace_timer_arm(c, g ? g->deadline : 0);
+}
+
+void auth_connected(conn_t *c)
+{
+    auth_conn_t *a = c->authc;
+    if (!a)
+        return;
+    /* the grant learns the final client id (assigned ids, %c in ACL patterns) */
+    if (a->grant && !a->grant->client_id)
+        a->grant->client_id = strdup(c->client_id);
+    auth_install(c);
+    static const char *const kinds[] = {"none", "anonymous", "password", "ace"};
+    metrics_count_auth(c->w->b, 1, kinds[a->grant ? a->grant->kind : 0]);
+}
+
+void auth_conn_closed(conn_t *c)
+{
+    auth_conn_t *a = c->authc;
+    if (!a)
+        return;
+    c->authc = NULL;
+    ace_conn_cleanup(a); /* the session keeps its grant: offline deliveries are still checked */
+    grant_unref(a->grant);
+    policy_release(a->pol);
+    free(a);
+}
+
+void auth_session_free(session_t *s)
+{
+    struct auth_session *as = s->authz;
+    if (!as)
+        return;
+    s->authz = NULL;
+    grant_unref(as->grant);
+    pthread_mutex_destroy(&as->mu);
+    free(as);
+}
+
+/* ---- CONNECT without a token ------------------------------------------------------------------ */
 
 static auth_result_t deny(uint8_t rc5, uint8_t rc3, const char *why)
 {
@@ -37,76 +518,191 @@ static auth_result_t deny(uint8_t rc5, uint8_t rc3, const char *why)
     return r;
 }
 
-auth_result_t auth_connect(conn_t *c, const mqtt_connect_t *k)
+static auth_result_t allow_as(conn_t *c, int kind, const char *user, const ace_acl_t *acl)
 {
     auth_result_t ok = {.verdict = AUTH_ALLOW};
-    if (c->version == MQTT_V5 && (k->props.present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
-        return deny(MQTT_RC_BAD_AUTH_METHOD, MQTT311_CONNACK_BAD_CREDENTIALS,
-                    "authentication method not supported");
-    if (c->listener && c->listener->use_identity_as_username && c->stream &&
-        stream_is_tls(c->stream)) {
+    auth_conn_t *a = c->authc;
+    grant_t *g = grant_new(a->pol, kind);
+    if (!g || (user && !(g->username = strdup(user)))) {
+        grant_unref(g);
+        return deny(MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_UNAVAILABLE, "out of memory");
+    }
+    g->acl = acl;
+    authc_set_grant(c, g);
+    c->anonymous = kind == GRANT_ANON;
+    return ok;
+}
+
+static auth_result_t password_connect(conn_t *c, const mqtt_connect_t *k, const ace_pwfile_t *pw,
+                                      const ace_acl_t *acl)
+{
+    char user[256];
+    if (k->username.len >= sizeof user)
+        return deny(MQTT_RC_BAD_USER_OR_PASSWORD, MQTT311_CONNACK_BAD_CREDENTIALS,
+                    "user name too long");
+    memcpy(user, k->username.p, k->username.len);
+    user[k->username.len] = 0;
+    if (!k->has_password ||
+        ace_pwfile_check(pw, user, k->password.p, k->password.len) != 0)
+        return deny(MQTT_RC_BAD_USER_OR_PASSWORD, MQTT311_CONNACK_NOT_AUTHORIZED,
+                    "bad user name or password");
+    return allow_as(c, GRANT_USER, user, acl);
+}
+
+/* A TLS-PSK connection whose identity names a token uploaded to authz-info (RFC 9202). */
+static bool psk_token(conn_t *c, ace_claims_t *out)
+{
+    tls_info_t info;
+    if (!c->stream || !stream_is_tls(c->stream) || tls_session_info(c->stream, &info) < 0 ||
+        !info.psk_identity)
+        return false;
+    return authz_store_find_identity(auth_store(c->w->b->auth), info.psk_identity,
+                                     info.psk_identity_len, auth_now(), out) == 0;
+}
+
+static auth_result_t psk_connect(conn_t *c, ace_claims_t *cl)
+{
+    grant_t *g = NULL;
+    int rc = grant_from_claims(c->authc->pol, cl, false, &g);
+    ace_claims_free(cl);
+    if (rc < 0)
+        return deny(MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
+                    "stored token's scope not understood");
+    authc_set_grant(c, g);
+    c->authc->pop_done = true; /* the PSK handshake proved the key */
+    c->anonymous = false;
+    snprintf(c->username, sizeof c->username, "%s", g->username ? g->username : "");
+    auth_result_t ok = {.verdict = AUTH_ALLOW};
+    return ok;
+}
+
+auth_result_t auth_connect(conn_t *c, const mqtt_connect_t *k)
+{
+    auth_conn_t *a = authc_get(c);
+    if (!a)
+        return deny(MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_UNAVAILABLE, "out of memory");
+    policy_t *p = a->pol;
+    const acemq_listener_t *l = c->listener;
+    bool has_method = c->version == MQTT_V5 && (k->props.present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD));
+    if (has_method || (p->trust && c->version == MQTT_V311 && k->has_username &&
+                       k->username.len >= 3 && memcmp(k->username.p, "ace", 3) == 0))
+        return ace_connect(c, k, p);
+    if (p->trust) {
+        ace_claims_t cl;
+        if (!k->has_username && psk_token(c, &cl))
+            return psk_connect(c, &cl);
+    }
+    const ace_pwfile_t *pw = policy_pwfile(p, l ? l->password_file : NULL);
+    const ace_acl_t *acl = policy_acl(p, l ? l->acl_file : NULL);
+    if (k->has_username && pw)
+        return password_connect(c, k, pw, acl);
+    if (k->has_username && p->trust && c->version != MQTT_V5)
+        return deny(MQTT_RC_BAD_USER_OR_PASSWORD, MQTT311_CONNACK_BAD_CREDENTIALS,
+                    "user name is not ace + base64url(token)");
+    if (l && l->use_identity_as_username && c->stream && stream_is_tls(c->stream)) {
         /* the client certificate, already verified by the TLS layer, names the user */
         tls_info_t info;
         if (tls_session_info(c->stream, &info) < 0 || !info.cert_identity)
             return deny(MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
                         "use_identity_as_username: no client certificate identity");
         snprintf(c->username, sizeof c->username, "%s", info.cert_identity);
+        auth_result_t r = allow_as(c, GRANT_USER, info.cert_identity, acl);
         c->anonymous = false;
-        return ok;
+        return r;
     }
-    c->anonymous = true;
-    if (!c->listener || c->listener->allow_anonymous)
-        return ok;
+    if (!l || l->allow_anonymous) {
+        c->username[0] = 0;
+        return allow_as(c, GRANT_ANON, NULL, acl);
+    }
+    if (p->trust && c->version == MQTT_V5) {
+        ace_refuse_hint(c, MQTT311_CONNACK_NOT_AUTHORIZED, "no token and anonymous access is off");
+        auth_result_t r = {.verdict = AUTH_CONTINUE};
+        return r;
+    }
     return deny(MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
                 "anonymous access is not allowed on this listener");
 }
 
+/* ---- operations ------------------------------------------------------------------------------- */
+
+/* A refusal under RFC 9431's table: a QoS 0 PUBLISH gets DISCONNECT 0x87, and 3.1.1 clients, who
+ * cannot be told, are disconnected. */
+static int ace_deny_publish(conn_t *c, uint8_t qos, const char *why)
+{
+    if (qos > 0 && c->version == MQTT_V5)
+        return MQTT_RC_NOT_AUTHORIZED;
+    log_notice("publish_denied", "client=%s peer=%s reason=\"%s\"", c->client_id,
+               c->stream ? c->stream->peer : "-", why);
+    conn_close(c, MQTT_RC_NOT_AUTHORIZED, why);
+    return -1;
+}
+
 int auth_publish(conn_t *c, const char *topic, size_t len, uint8_t qos)
 {
-    (void)c;
-    (void)topic;
-    (void)len;
-    (void)qos;
-    return 0;
+    const grant_t *g = c->authc ? c->authc->grant : NULL;
+    if (!g)
+        return 0;
+    if (grant_allows(g, ACE_PERM_PUB, topic, len, false))
+        return 0;
+    bool expired = g->deadline && auth_now() >= g->deadline;
+    if (g->ace_rules && g->kind != GRANT_USER)
+        return ace_deny_publish(c, qos, expired ? "token expired" : "publish not authorized");
+    log_debug("publish_denied", "client=%s topic_len=%zu", c->client_id, len);
+    return MQTT_RC_NOT_AUTHORIZED;
 }
 
 int auth_subscribe(conn_t *c, const char *filter, size_t len)
 {
-    (void)c;
-    (void)filter;
-    (void)len;
-    return 0;
+    if (auth_is_authz_info(c, filter, len))
+        return MQTT_RC_NOT_AUTHORIZED; /* authz-info is publish-only */
+    const grant_t *g = c->authc ? c->authc->grant : NULL;
+    if (grant_allows(g, ACE_PERM_SUB, filter, len, true))
+        return 0;
+    log_info("subscribe_denied", "client=%s peer=%s", c->client_id,
+             c->stream ? c->stream->peer : "-");
+    return MQTT_RC_NOT_AUTHORIZED;
 }
 
 bool auth_may_publish(conn_t *c, const char *topic, size_t len)
 {
-    (void)c;
-    (void)topic;
-    (void)len;
-    return true;
+    if (auth_is_authz_info(c, topic, len))
+        return false;
+    return grant_allows(c->authc ? c->authc->grant : NULL, ACE_PERM_PUB, topic, len, false);
 }
 
 bool auth_may_receive(session_t *s, const char *topic, size_t len)
 {
-    (void)s;
-    (void)topic;
-    (void)len;
-    return true;
+    struct auth_session *as = session_authz(s, false);
+    if (!as)
+        return true;
+    pthread_mutex_lock(&as->mu);
+    bool ok = grant_allows(as->grant, ACE_PERM_SUB, topic, len, false);
+    pthread_mutex_unlock(&as->mu);
+    return ok;
+}
+
+bool auth_is_authz_info(conn_t *c, const char *topic, size_t len)
+{
+    return c->authc && c->authc->pol->trust && len == sizeof AUTHZ_INFO_TOPIC - 1 && memcmp(topic, AUTHZ_INFO_TOPIC, len) == 0;
+}
+
+void auth_limit_expiry(conn_t *c, msg_t *m)
+{
+    const grant_t *g = c->authc ? c->authc->grant : NULL;
+    if (!g || !g->deadline || !m->retain)
+        return;
+    struct timespec ts; /* to the millisecond: the deadline is an exact instant */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t left = g->deadline * 1000 - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    uint64_t at = clock_ms() + (uint64_t)(left > 0 ? left : 0);
+    if (!m->expire_at || at < m->expire_at)
+        m->expire_at = at;
 }
 
 int handle_auth(conn_t *c, mqtt_packet_t *p)
 {
-    (void)p;
-    return conn_protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
-                               "AUTH without an authentication method in CONNECT");
-}
-
-void auth_conn_closed(conn_t *c)
-{
-    (void)c;
-}
-
-void auth_session_free(session_t *s)
-{
-    (void)s;
+    if (!c->authc || !c->authc->ace_method)
+        return conn_protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
+                                   "AUTH without an authentication method in CONNECT");
+    return ace_handle_auth(c, p);
 }

@@ -27,6 +27,14 @@ typedef struct {
 struct auth;
 struct auth *auth_new(const acemq_config_t *cfg, char *err, size_t cap);
 void auth_free(struct auth *a);
+/* SIGHUP: builds a policy from a fresh config for new connections; open connections keep the one
+ * they started with. On failure the running policy stays and err says why. 0 or -1. */
+int auth_reload(struct auth *a, const acemq_config_t *cfg, char *err, size_t cap);
+/* 1 once an ace_issuer is configured (then TLS listeners resolve PSK identities via authz-info). */
+bool auth_ace_enabled(struct auth *a);
+/* tls_psk_lookup_fn for TLS listeners: a PSK identity naming the cnf kid of a token uploaded to
+ * authz-info (RFC 9202 {8:{1:{1:4, 2:kid}}}, or the raw kid) gives that token's symmetric key. */
+int auth_psk_lookup(void *arg, const uint8_t *identity, size_t len, uint8_t *key, size_t *key_len);
 
 auth_result_t auth_connect(conn_t *c, const mqtt_connect_t *k);
 /* 0 = allowed; a positive MQTT 5 reason code = refused (sent in PUBACK/PUBREC);
@@ -38,6 +46,16 @@ int auth_subscribe(conn_t *c, const char *filter, size_t len);
 bool auth_may_publish(conn_t *c, const char *topic, size_t len);
 /* At forwarding time: may this session still receive a message on topic? */
 bool auth_may_receive(session_t *s, const char *topic, size_t len);
+/* The authz-info topic (RFC 9431 §2.2.5) while ACE is on: publish-only, its payload is consumed
+ * as a token. */
+bool auth_is_authz_info(conn_t *c, const char *topic, size_t len);
+/* Handles a PUBLISH to authz-info (acknowledges it, or disconnects). 0, or -1 when closed. */
+int auth_authz_info(conn_t *c, const mqtt_publish_t *pub);
+/* A message from this client lives no longer than the client's token (retained copies). */
+void auth_limit_expiry(conn_t *c, msg_t *m);
+/* Called by connect_accept() once the session is attached, before CONNACK: the connection's
+ * grant becomes the session's (forwarding checks) and the expiry timer is armed. */
+void auth_connected(conn_t *c);
 
 /* Lifecycle hooks for the state auth.c keeps on connections (c->authc) and sessions
  * (s->authz): called when the socket is gone (on the connection's worker), and when the

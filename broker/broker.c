@@ -15,6 +15,7 @@
 #include "broker/log.h"
 #include "broker/retain.h"
 #include "broker/router.h"
+#include "broker/store.h"
 
 typedef struct {
     session_t *s;
@@ -29,6 +30,12 @@ typedef struct {
 } matchvec_t;
 
 static _Thread_local matchvec_t tl_matches;
+
+void broker_thread_exit(void)
+{
+    free(tl_matches.v);
+    tl_matches = (matchvec_t){0};
+}
 
 static void on_match(void *arg, const router_match_t *m)
 {
@@ -82,7 +89,9 @@ size_t broker_publish_count(broker_t *b, msg_t *m)
 {
     if (m->retain) {
         /* the retained copy: an empty payload clears the topic's retained message */
-        retain_set(b->retained, m->topic, m->topic_len, m->payload_len ? msg_ref(m) : NULL);
+        if (retain_set(b->retained, m->topic, m->topic_len, m->payload_len ? msg_ref(m) : NULL) == 0 &&
+            b->store)
+            store_retained(b->store, m);
     }
     matchvec_t *mv = &tl_matches;
     mv->n = 0;
@@ -196,6 +205,11 @@ void broker_limits_from_config(limits_t *lim, const acemq_config_t *cfg)
     lim->max_topic_length = (uint32_t)cfg->max_topic_length;
     lim->max_subscriptions = (uint32_t)cfg->max_subscriptions;
     lim->max_connections = cfg->global_max_connections;
+    lim->max_qos2_pending = cfg->max_qos2_pending > 0 ? (uint32_t)cfg->max_qos2_pending : 0;
+    lim->rate_limit_messages =
+        cfg->rate_limit_messages > 0 ? (uint32_t)cfg->rate_limit_messages : 0;
+    lim->rate_limit_bytes = cfg->rate_limit_bytes;
+    lim->memory_limit = cfg->memory_limit;
     snprintf(lim->auto_id_prefix, sizeof lim->auto_id_prefix, "%s",
              cfg->auto_id_prefix ? cfg->auto_id_prefix : "auto-");
 }

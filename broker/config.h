@@ -194,6 +194,7 @@ typedef struct acemq_config {
     char *ace_introspection_url, *ace_introspection_client_id, *ace_introspection_secret_file;
     int ace_introspection_cache_ttl; /* seconds, 60 */
     int ace_introspection_timeout;   /* seconds, 5 */
+    char *ace_introspection_cafile;  /* PEM CAs for the AS certificate, NULL = system bundle */
     int ace_clock_skew;           /* seconds, 60 */
     int ace_profile_id;           /* integer accepted in the ace_profile claim, 3 */
     int ace_max_token_size;       /* bytes, 8192 */

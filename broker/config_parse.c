@@ -140,6 +140,7 @@ const cfg_directive_t cfg_directives[] = {
     F("ace_introspection", h_ace_introspection, false),
     G(ace_introspection_cache_ttl, K_INT, false, 0, 86400, NULL),
     G(ace_introspection_timeout, K_INT, false, 1, 300, NULL),
+    G(ace_introspection_cafile, K_WORD, false, 0, 0, NULL),
     G(ace_clock_skew, K_INT, false, 0, 86400, NULL),
     G(ace_profile_id, K_INT, false, 0, INT_MAX, NULL),
     G(ace_max_token_size, K_INT, false, 64, 1048576, NULL),

@@ -415,14 +415,32 @@ static void feed(conn_t *c, const uint8_t *data, size_t len)
     }
 }
 
+/* Over a per-second budget, stop reading until the next tick: the client slows down (TCP
+ * backpressure) instead of being dropped, and others on the worker are not starved. */
+void conn_check_rate(conn_t *c)
+{
+    const limits_t *lim = &c->w->b->lim;
+    if (c->throttled || c->state == CS_CLOSING || !c->stream)
+        return;
+    if ((lim->rate_limit_bytes && c->rate_bytes > lim->rate_limit_bytes) ||
+        (lim->rate_limit_messages && c->rate_msgs > lim->rate_limit_messages)) {
+        c->throttled = true;
+        c->stream->ops->pause(c->stream, 1);
+        log_debug("throttled", "client=%s bytes=%llu messages=%u", c->client_id,
+                  (unsigned long long)c->rate_bytes, c->rate_msgs);
+    }
+}
+
 static void on_data(stream_t *s, const uint8_t *data, size_t len)
 {
     conn_t *c = s->owner;
     c->last_rx = clock_ms();
     c->bytes_in += len;
+    c->rate_bytes += len;
     atomic_fetch_add_explicit(&c->w->b->stats.bytes_received, len, memory_order_relaxed);
     conn_ref(c);
     feed(c, data, len);
+    conn_check_rate(c);
     conn_unref(c);
 }
 
@@ -553,6 +571,12 @@ void conn_tick(conn_t *c, uint64_t now)
     const limits_t *lim = &c->w->b->lim;
     if (c->state == CS_CLOSING)
         return;
+    c->rate_bytes = 0;
+    c->rate_msgs = 0;
+    if (c->throttled && c->stream) {
+        c->throttled = false;
+        c->stream->ops->pause(c->stream, 0);
+    }
     if (c->state != CS_CONNECTED) {
         if (lim->connect_timeout_ms && now - c->created_at > lim->connect_timeout_ms)
             conn_close(c, MQTT_RC_MAX_CONNECT_TIME, "no CONNECT within connect_timeout");

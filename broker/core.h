@@ -127,6 +127,7 @@ struct session {
     uint64_t dropped;
     atomic_bool flush_queued; /* already on a worker's flush list */
     struct auth_session *authz; /* authorization state that outlives a connection (auth.c) */
+    uint64_t store_sid;         /* id in the persistent store while durable, else 0 (store.h) */
     session_t *hnext;         /* registry chain */
 };
 
@@ -150,6 +151,9 @@ void session_resend_inflight(session_t *s, conn_t *c);
 /* Acknowledgements from the client. Return a reason code (0 or MQTT_RC_PACKET_ID_NOT_FOUND). */
 int session_ack(session_t *s, uint16_t id, mqtt_type_t type);
 void session_ack_failed(session_t *s, uint16_t id);
+/* Recovery: puts a delivery back in flight with its packet id and state (d->msg may be NULL
+ * past PUBREC); it is resent with DUP on the next connection. Caller holds no lock. */
+int session_restore_inflight(session_t *s, uint16_t id, uint8_t state, const delivery_t *d);
 /* Drops queued and in-flight deliveries and subscriptions (clean start, expiry). Caller holds
  * no lock; the session must not be in use by a connection. */
 void session_clear(broker_t *b, session_t *s);
@@ -218,6 +222,9 @@ struct conn {
     char username[64];
     bool anonymous;
     bool counted; /* counted in clients_connected */
+    bool throttled;       /* reading paused by the rate limits until the next tick */
+    uint32_t rate_msgs;   /* PUBLISH packets this second */
+    uint64_t rate_bytes;  /* bytes read this second */
     struct auth_conn *authc; /* per-connection authentication state (auth.c) */
     uint8_t max_qos;         /* the listener's max_qos */
     uint16_t max_topic_alias; /* the listener's max_topic_alias */
@@ -240,7 +247,9 @@ int conn_send_publish(conn_t *c, const mqtt_packet_t *pkt, msg_t *m);
 void conn_schedule(conn_t *c);
 /* Writes what has been batched. */
 void conn_flush(conn_t *c);
-/* The 1 s tick: connect timeout and keepalive. */
+/* Pauses reading when the connection is over its rate limits (the tick resumes it). */
+void conn_check_rate(conn_t *c);
+/* The 1 s tick: connect timeout, keepalive, rate-limit windows. */
 void conn_tick(conn_t *c, uint64_t now);
 /* Whether the connection should take more deliveries now (write backpressure). */
 bool conn_writable(const conn_t *c);
@@ -267,7 +276,7 @@ typedef struct {
 } ptrvec_t;
 int ptrvec_push(ptrvec_t *v, void *p);
 
-enum { INBOX_FLUSH_SESSION = 1, INBOX_KICK_CONN, INBOX_STOP };
+enum { INBOX_FLUSH_SESSION = 1, INBOX_KICK_CONN, INBOX_STOP, INBOX_STORE_ACKS };
 
 typedef struct {
     int type;
@@ -299,6 +308,8 @@ struct worker {
     atomic_bool stop_requested;
     uint64_t last_sys;
     uint64_t last_accept_warning;
+    uint64_t last_tick; /* clock_ms() of the previous 1 s tick */
+    atomic_uint_fast64_t lag_ms, lag_max_ms; /* how late the last tick fired, and the worst */
 };
 
 /* Opens every listener's sockets for every worker (SO_REUSEPORT). Returns 0 or -1 with a message. */
@@ -324,6 +335,16 @@ typedef struct {
     atomic_uint_fast64_t pub_received, pub_sent;
     atomic_uint_fast64_t connections;
     atomic_uint_fast64_t expired_sessions;
+    /* For metrics.c. Indexed by QoS: PUBLISH packets and payload bytes received from clients
+     * (handle_publish.c) and sent to subscribers (session.c). */
+    atomic_uint_fast64_t pub_received_qos[3], pub_bytes_received_qos[3];
+    atomic_uint_fast64_t pub_sent_qos[3], pub_bytes_sent_qos[3];
+    /* Dropped deliveries by reason; msgs_dropped counts these and any other drop, but not
+     * messages that expired while queued (dropped_expired). */
+    atomic_uint_fast64_t dropped_queue_full, dropped_too_large, dropped_expired;
+    /* Authentication outcomes, counted through metrics_count_auth() (broker/metrics.h). */
+    atomic_uint_fast64_t auth_ok, auth_fail;
+    atomic_uint_fast64_t connections_accepted; /* sockets given a transport (listener.c) */
 } broker_stats_t;
 
 /* Limits copied from the config, read by every worker; replaced as a whole on reload. */
@@ -346,6 +367,10 @@ typedef struct {
     uint32_t max_topic_length;
     uint32_t max_subscriptions;
     int max_connections;
+    uint32_t max_qos2_pending;   /* incoming QoS 2 awaiting PUBREL, MQTT 3.1.1 clients */
+    uint32_t rate_limit_messages; /* PUBLISH per second per connection, 0 = none */
+    uint64_t rate_limit_bytes;    /* bytes per second per connection, 0 = none */
+    uint64_t memory_limit;        /* heap bytes before load is shed, 0 = none */
     char auto_id_prefix[32];
 } limits_t;
 
@@ -386,6 +411,8 @@ struct broker {
     time_t started_wall;
     uv_loop_t *main_loop;
     atomic_bool stopping;
+    struct store *store; /* persistence (store.h), NULL when off */
+    atomic_bool shedding; /* over memory_limit: refuse connections, drop QoS 0 to backlogs */
 };
 
 /* Routes a message to every matching subscription and handles its retained flag. The caller
@@ -399,6 +426,8 @@ void broker_send_retained(broker_t *b, session_t *s, const char *filter, size_t 
 msg_t *session_take_will(session_t *s, bool session_ends, uint64_t now);
 /* With the lock held: takes the will out of the session to publish it now. */
 msg_t *session_release_will(session_t *s, uint64_t now);
+/* Frees what a worker thread keeps between messages; called as the thread ends. */
+void broker_thread_exit(void);
 /* Returns the number of subscriptions the message was queued for. */
 size_t broker_publish_count(broker_t *b, msg_t *m);
 /* Fills lim from a config. */

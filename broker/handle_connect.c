@@ -15,6 +15,7 @@
 #include "broker/config.h"
 #include "broker/core.h"
 #include "broker/log.h"
+#include "broker/store.h"
 
 static int refuse(conn_t *c, uint8_t rc5, uint8_t rc3, const char *why)
 {
@@ -151,6 +152,8 @@ static int attach_session(conn_t *c, const mqtt_connect_t *k, const char *id, si
     pthread_mutex_lock(&s->lock);
     s->version = c->version;
     s->expiry = session_expiry_of(c, k);
+    if (b->store)
+        store_session_sync(b->store, s);
     s->conn = conn_ref(c);
     s->worker = c->w;
     if (k->will)
@@ -259,6 +262,7 @@ int connect_accept(conn_t *c, const mqtt_connect_t *k, const mqtt_str_t *auth_me
     snprintf(c->client_id, sizeof c->client_id, "%.*s", (int)(len < 63 ? len : 63), id);
     c->will_on_close = true;
     c->state = CS_CONNECTED;
+    auth_connected(c); /* the session gets this connection's grant before anything is sent */
     c->counted = true;
     send_connack(c, &a, id, len, assigned, server_ka, auth_method);
 
@@ -304,9 +308,11 @@ int handle_connect(conn_t *c, mqtt_packet_t *p)
     switch (r.verdict) {
     case AUTH_ALLOW:
         return connect_accept(c, k, r.method.len ? &r.method : NULL);
-    case AUTH_CONTINUE: /* an AUTH exchange follows; auth.c calls connect_accept() at its end */
-        c->state = CS_AUTH;
-        return 0;
+    case AUTH_CONTINUE: /* an AUTH exchange or a verification follows; auth.c calls
+                           connect_accept() at its end, or has already answered (and closed) */
+        if (c->state == CS_NEW)
+            c->state = CS_AUTH;
+        return c->state == CS_CLOSING ? -1 : 0;
     default:
         return refuse(c, r.rc5, r.rc3, r.why);
     }

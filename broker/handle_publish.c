@@ -12,6 +12,7 @@
 #include "broker/auth.h"
 #include "broker/core.h"
 #include "broker/log.h"
+#include "broker/store.h"
 
 static int send_ack(conn_t *c, mqtt_type_t type, uint16_t id, uint8_t rc)
 {
@@ -19,6 +20,16 @@ static int send_ack(conn_t *c, mqtt_type_t type, uint16_t id, uint8_t rc)
     a.u.ack.id = id;
     a.u.ack.rc = c->version == MQTT_V5 ? rc : 0;
     return conn_send(c, &a);
+}
+
+/* An ack that promises the message is safe: with `fsync always` it waits for the disk. */
+static int ack_durable(conn_t *c, mqtt_type_t type, uint16_t id, uint8_t rc)
+{
+    broker_t *b = c->w->b;
+    if (!b->store || !store_acks_wait(b->store))
+        return send_ack(c, type, id, rc);
+    store_ack_later(b->store, c, (uint8_t)type, id, rc);
+    return 0;
 }
 
 /* Resolves a Topic Alias (MQTT 5): learns it when a topic is given, looks it up when not. */
@@ -93,22 +104,33 @@ int handle_publish(conn_t *c, mqtt_packet_t *p)
     if (resolve_alias(c, pub) < 0 || check_publish(c, pub) < 0)
         return -1;
     atomic_fetch_add_explicit(&b->stats.pub_received, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->stats.pub_received_qos[pub->qos], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->stats.pub_bytes_received_qos[pub->qos], pub->payload_len,
+                              memory_order_relaxed);
+    c->rate_msgs++;
 
     if (pub->qos == 2) {
         pthread_mutex_lock(&s->lock);
         bool dup = session_in_has(s, pub->id);
-        bool over = !dup && s->n_in >= b->lim.receive_maximum;
+        /* MQTT 5 clients are bound by our Receive Maximum; 3.1.1 has none, so max_qos2_pending
+           keeps a client from making us hold unreleased QoS 2 ids without bound */
+        uint32_t cap = c->version == MQTT_V5 ? b->lim.receive_maximum : b->lim.max_qos2_pending;
+        bool over = !dup && cap && s->n_in >= cap;
         if (!dup && !over)
             session_in_add(s, pub->id);
         pthread_mutex_unlock(&s->lock);
         if (over)
             return conn_protocol_error(c, MQTT_RC_RECEIVE_MAX_EXCEEDED,
-                                       "more QoS 2 messages in flight than Receive Maximum");
+                                       c->version == MQTT_V5
+                                           ? "more QoS 2 messages in flight than Receive Maximum"
+                                           : "more QoS 2 messages pending than max_qos2_pending");
         if (dup)
-            return send_ack(c, MQTT_PUBREC, pub->id, 0);
+            return ack_durable(c, MQTT_PUBREC, pub->id, 0);
     }
 
     const char *topic = (const char *)pub->topic.p;
+    if (auth_is_authz_info(c, topic, pub->topic.len)) /* a token upload, consumed by auth */
+        return auth_authz_info(c, pub);
     int verdict = auth_publish(c, topic, pub->topic.len, pub->qos);
     if (verdict != 0) {
         if (verdict < 0) /* the connection was closed */
@@ -131,37 +153,53 @@ int handle_publish(conn_t *c, mqtt_packet_t *p)
         if (!m)
             return conn_protocol_error(c, MQTT_RC_SERVER_BUSY, "out of memory");
         m->origin = s;
+        auth_limit_expiry(c, m); /* retained copies go when the publisher's token does */
         routed = broker_publish_count(b, m);
         msg_unref(m);
     }
+    /* after the deliveries it caused, so a stored id always comes with its deliveries */
+    if (pub->qos == 2 && b->store)
+        store_in_add(b->store, s, pub->id);
     if (pub->qos == 1)
-        return send_ack(c, MQTT_PUBACK, pub->id, routed ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS);
+        return ack_durable(c, MQTT_PUBACK, pub->id, routed ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS);
     if (pub->qos == 2)
-        return send_ack(c, MQTT_PUBREC, pub->id, routed ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS);
+        return ack_durable(c, MQTT_PUBREC, pub->id, routed ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS);
     return 0;
 }
 
 int handle_ack(conn_t *c, mqtt_packet_t *p)
 {
     session_t *s = c->session;
+    struct store *st = c->w->b->store;
     uint16_t id = p->u.ack.id;
+    int rc;
     switch (p->type) {
     case MQTT_PUBACK:
     case MQTT_PUBCOMP:
-        session_ack(s, id, p->type);
+        if (session_ack(s, id, p->type) == 0 && st)
+            store_out_done(st, s, id);
         conn_schedule(c); /* the window may have room again */
         return 0;
     case MQTT_PUBREC:
         if (c->version == MQTT_V5 && p->u.ack.rc >= 0x80) {
             session_ack_failed(s, id);
+            if (st)
+                store_out_done(st, s, id);
             conn_schedule(c);
             return 0;
         }
-        return send_ack(c, MQTT_PUBREL, id, (uint8_t)session_ack(s, id, MQTT_PUBREC));
+        rc = session_ack(s, id, MQTT_PUBREC);
+        if (rc == 0 && st)
+            store_out_pubrec(st, s, id);
+        /* a PUBREL sent before the PUBREC is on disk could be followed, after a crash, by the
+           same PUBLISH again, which the client would take for a new message */
+        return ack_durable(c, MQTT_PUBREL, id, (uint8_t)rc);
     case MQTT_PUBREL: {
         pthread_mutex_lock(&s->lock);
         bool found = session_in_del(s, id);
         pthread_mutex_unlock(&s->lock);
+        if (found && st)
+            store_in_del(st, s, id);
         return send_ack(c, MQTT_PUBCOMP, id, found ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
     }
     default:
@@ -178,6 +216,8 @@ int handle_disconnect(conn_t *c, mqtt_packet_t *p)
         bool was_zero = s->expiry == 0;
         if (!was_zero)
             s->expiry = d->props.session_expiry;
+        if (!was_zero && c->w->b->store)
+            store_session_sync(c->w->b->store, s);
         pthread_mutex_unlock(&s->lock);
         if (was_zero && d->props.session_expiry != 0)
             return conn_protocol_error(c, MQTT_RC_PROTOCOL_ERROR,

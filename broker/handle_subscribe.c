@@ -12,6 +12,7 @@
 #include "broker/core.h"
 #include "broker/log.h"
 #include "broker/router.h"
+#include "broker/store.h"
 
 /* The filter without a $share/<group>/ prefix, or NULL if the filter is not shared. */
 static const char *share_inner(const char *f, size_t len, size_t *inner_len)
@@ -62,7 +63,8 @@ static uint8_t subscribe_one(conn_t *c, const mqtt_sub_t *sub, uint32_t sub_id, 
     if (router_subscribe(b->router, f, len, s, options, sub_id, &existed) < 0)
         return v5 ? MQTT_RC_UNSPECIFIED : 0x80;
     pthread_mutex_lock(&s->lock);
-    session_add_sub(s, f, len, options, sub_id);
+    if (session_add_sub(s, f, len, options, sub_id) >= 0 && b->store)
+        store_sub(b->store, s, f, len, options, sub_id);
     pthread_mutex_unlock(&s->lock);
     uint8_t rh = v5 ? MQTT_SUBOPT_RH(sub->options) : 0;
     *send_retained = !inner && (rh == 0 || (rh == 1 && !existed));
@@ -115,7 +117,8 @@ int handle_unsubscribe(conn_t *c, mqtt_packet_t *p)
         size_t len = u->filters[i].len;
         int r = router_unsubscribe(b->router, f, len, s);
         pthread_mutex_lock(&s->lock);
-        session_del_sub(s, f, len);
+        if (session_del_sub(s, f, len) == 0 && b->store)
+            store_unsub(b->store, s, f, len);
         pthread_mutex_unlock(&s->lock);
         rcs[i] = r == 0 ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }

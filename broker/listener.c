@@ -1,6 +1,7 @@
 /*
  * broker/listener.c: configured listeners at run time: which transport an accepted socket gets
- * (plain TCP or TLS), the TLS contexts built from the listener directives, and their reload.
+ * (plain TCP or TLS, either one under WebSockets for `protocol websockets`), the TLS contexts
+ * built from the listener directives, and their reload.
  *
  * A listener is TLS when it names a certfile (with keyfile) or enables PSK (psk_hint/psk_file).
  * TLS contexts are built before the sockets are bound, so a bad certificate stops the start with
@@ -9,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/auth.h"
 #include "broker/config.h"
 #include "broker/core.h"
 #include "broker/log.h"
+#include "broker/ws.h"
 #include "tls/tls.h"
 
 static bool is_tls(const acemq_listener_t *l)
@@ -62,6 +65,10 @@ int listeners_init(broker_t *b, char *err, size_t cap)
             continue;
         tls_server_config_t t;
         tls_config_from(&t, l, b->cfg);
+        if (auth_ace_enabled(b->auth)) { /* PSK identities naming tokens from authz-info */
+            t.psk_lookup = auth_psk_lookup;
+            t.psk_lookup_arg = b->auth;
+        }
         char why[512];
         if (tls_server_new(&rt->tls, &t, why, sizeof why) < 0) {
             snprintf(err, cap, "%s: TLS listener on port %d: %s", l->where ? l->where : "listener",
@@ -94,6 +101,10 @@ void listeners_reload(broker_t *b, const acemq_config_t *fresh)
             continue;
         tls_server_config_t t;
         tls_config_from(&t, f, fresh);
+        if (auth_ace_enabled(b->auth)) {
+            t.psk_lookup = auth_psk_lookup;
+            t.psk_lookup_arg = b->auth;
+        }
         char why[512];
         if (tls_server_reload(rt->tls, &t, why, sizeof why) < 0)
             log_error("tls_reload_failed", "port=%d reason=\"%s\" action=\"keeping the old "
@@ -114,7 +125,20 @@ void listeners_free(broker_t *b)
 stream_t *listener_stream_new(listener_rt_t *l, uv_loop_t *loop, uv_tcp_t *tcp,
                               const stream_events_t *ev)
 {
-    if (l->tls)
-        return tls_stream_new(l->tls, loop, tcp, ev, NULL);
-    return stream_tcp_new(loop, tcp, ev, NULL);
+    /* loop->data is the accepting worker */
+    worker_t *w = loop->data;
+    atomic_fetch_add_explicit(&w->b->stats.connections_accepted, 1, memory_order_relaxed);
+    stream_t *lower = l->tls ? tls_stream_new(l->tls, loop, tcp, ev, NULL)
+                             : stream_tcp_new(loop, tcp, ev, NULL);
+    if (!lower || !l->cfg->protocol || strcmp(l->cfg->protocol, "websockets") != 0)
+        return lower;
+    /* WebSockets over TCP ("ws") or over TLS ("wss"). A frame may not be larger than the
+     * largest MQTT packet we would accept. */
+    ws_options_t opt = {.max_frame = w->b->lim.max_packet_size,
+                        .max_headers = l->cfg->websockets_headers_size > 0
+                                           ? (size_t)l->cfg->websockets_headers_size : 0};
+    stream_t *s = ws_stream_wrap(lower, &opt, ev, NULL);
+    if (!s)
+        lower->ops->close(lower); /* its on_closed reaches ev with no owner */
+    return s;
 }

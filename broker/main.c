@@ -20,8 +20,11 @@
 #include "broker/config.h"
 #include "broker/core.h"
 #include "broker/log.h"
+#include "broker/metrics.h"
+#include "broker/notify.h"
 #include "broker/retain.h"
 #include "broker/router.h"
+#include "broker/store.h"
 
 static const char builtin_config[] = "listener 1883 127.0.0.1\n"
                                      "allow_anonymous true\n";
@@ -34,6 +37,7 @@ static void usage(FILE *f)
                "  -p PORT    listen on 127.0.0.1:PORT, anonymous clients allowed\n"
                "  -t         check the configuration and exit (0 = valid)\n"
                "  -v         log everything (log_type all)\n"
+               "  --dump-store DIR|FILE  print a persistence store's contents and exit\n"
                "  -h         this help\n"
                "  --version  print the version\n",
                ACEMQ_VERSION);
@@ -44,6 +48,7 @@ typedef struct {
     int port;
     bool test;
     bool verbose;
+    const char *dump_store;
 } options_t;
 
 static int parse_args(int argc, char **argv, options_t *o)
@@ -71,6 +76,8 @@ static int parse_args(int argc, char **argv, options_t *o)
             o->test = true;
         } else if (!strcmp(a, "-v")) {
             o->verbose = true;
+        } else if (!strcmp(a, "--dump-store") && i + 1 < argc) {
+            o->dump_store = argv[++i];
         } else {
             fprintf(stderr, "acemqd: unknown option '%s'\n", a);
             usage(stderr);
@@ -163,6 +170,26 @@ static int broker_init(broker_t *b, acemq_config_t *cfg, char *err, size_t cap)
     return 0;
 }
 
+/* Replays the store into the broker, then lets the hooks write to it. */
+static int open_store(broker_t *b, char *err, size_t cap)
+{
+    const acemq_config_t *cfg = b->cfg;
+    store_opts_t o = {.dir = cfg->persistence_location, .file = cfg->persistence_file,
+                      .fsync = store_fsync_policy(cfg->fsync),
+                      .autosave_interval = cfg->autosave_interval,
+                      .compact_ratio = cfg->persistence_compact_ratio};
+    store_t *st;
+    if (store_open(&st, &o, err, cap) < 0)
+        return -1;
+    if (store_restore(st, b) < 0 || store_start(st) < 0) {
+        snprintf(err, cap, "could not restore the persistent state");
+        store_close(st);
+        return -1;
+    }
+    b->store = st;
+    return 0;
+}
+
 static void broker_destroy(broker_t *b)
 {
     registry_free(b->registry);
@@ -184,6 +211,7 @@ static void reload(broker_t *b)
     if (!fresh || load_config(&g_opts, fresh, err, sizeof err) < 0) {
         log_error("reload_failed", "reason=\"%s\" action=\"keeping the running configuration\"",
                   fresh ? err : "out of memory");
+        notify_status("reload failed, running the previous configuration");
         free(fresh);
         return;
     }
@@ -193,9 +221,14 @@ static void reload(broker_t *b)
     /* Limits, logging and certificates change now; the listener set stays as it was bound. */
     broker_limits_from_config(&b->lim, fresh);
     listeners_reload(b, fresh);
+    /* new connections get the new access policy; open ones keep the one they started with */
+    if (auth_reload(b->auth, fresh, err, sizeof err) < 0)
+        log_error("auth_reload_failed", "reason=\"%s\" action=\"keeping the running access "
+                  "policy\"", err);
     apply_logging(fresh, g_opts.verbose);
     log_reopen();
     log_notice("reloaded", "config=%s", fresh->path ? fresh->path : "(built-in)");
+    notify_status("running, configuration reloaded");
     config_free(fresh);
     free(fresh);
 }
@@ -205,13 +238,16 @@ static void on_signal(uv_signal_t *h, int signum)
     broker_t *b = h->data;
     switch (signum) {
     case SIGHUP:
+        notify_reloading();
         reload(b);
+        notify_ready();
         break;
     case SIGUSR2:
         log_reopen();
         break;
     default:
         log_notice("stopping", "signal=%d", signum);
+        notify_stopping();
         atomic_store(&b->stopping, true);
         uv_stop(h->loop);
     }
@@ -235,6 +271,14 @@ int main(int argc, char **argv)
     if (!cfg->listeners && !config_add_listener(cfg, 1883, "127.0.0.1")) {
         fprintf(stderr, "acemqd: out of memory\n");
         return 1;
+    }
+    if (g_opts.dump_store) {
+        int rc = store_dump(g_opts.dump_store, cfg->persistence_file, stdout, err, sizeof err);
+        if (rc < 0)
+            fprintf(stderr, "acemqd: %s\n", err);
+        config_free(cfg);
+        free(cfg);
+        return rc < 0 ? 1 : 0;
     }
     if (g_opts.test) {
         printf("%s: configuration OK\n", cfg->path ? cfg->path : "(built-in)");
@@ -263,8 +307,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "acemqd: %s\n", err);
         return 1;
     }
+    /* bound before privileges are dropped, like the MQTT listeners; served by the main loop */
+    if (metrics_start(b, uv_default_loop(), err, sizeof err) < 0) {
+        log_error("start_failed", "reason=\"%s\"", err);
+        fprintf(stderr, "acemqd: %s\n", err);
+        return 1;
+    }
     if (drop_privileges(cfg->user) < 0)
         return 1;
+    /* after the privilege drop, so that the files belong to the user that writes them later */
+    if (cfg->persistence && open_store(b, err, sizeof err) < 0) {
+        log_error("start_failed", "reason=\"%s\"", err);
+        fprintf(stderr, "acemqd: %s\n", err);
+        return 1;
+    }
 
     uv_loop_t *loop = uv_default_loop();
     b->main_loop = loop;
@@ -281,9 +337,16 @@ int main(int argc, char **argv)
     }
     log_notice("started", "version=%s workers=%d config=%s pid=%d", ACEMQ_VERSION, b->n_workers,
                cfg->path ? cfg->path : "(built-in)", (int)getpid());
+    notify_ready();
+    notify_status("running, %d workers", b->n_workers);
+    notify_watchdog_start(loop);
     uv_run(loop, UV_RUN_DEFAULT);
 
+    store_detach_workers(b->store); /* the workers are about to stop taking acks */
     workers_stop(b);
+    store_close(b->store); /* everything written and fsynced before exit */
+    b->store = NULL;
+    metrics_stop();
     for (int i = 0; i < 5; i++)
         uv_close((uv_handle_t *)&sigs[i], NULL);
     uv_run(loop, UV_RUN_NOWAIT);

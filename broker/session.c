@@ -15,6 +15,7 @@
 #include "broker/core.h"
 #include "broker/log.h"
 #include "broker/router.h"
+#include "broker/store.h"
 
 session_t *session_new(const char *id, size_t len)
 {
@@ -115,8 +116,14 @@ void session_deliver(broker_t *b, session_t *s, const delivery_t *d)
         pthread_mutex_unlock(&s->lock);
         return;
     }
+    if (d->qos == 0 && s->q_len > 0 && atomic_load(&b->shedding)) {
+        count_drop(b, s, "memory_limit reached: QoS 0 to a slow consumer");
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
     if ((lim->max_queued && s->q_len >= lim->max_queued) ||
         (lim->max_queued_bytes && s->q_bytes + d->msg->payload_len > lim->max_queued_bytes)) {
+        atomic_fetch_add_explicit(&b->stats.dropped_queue_full, 1, memory_order_relaxed);
         count_drop(b, s, "queue full");
         pthread_mutex_unlock(&s->lock);
         return;
@@ -126,6 +133,8 @@ void session_deliver(broker_t *b, session_t *s, const delivery_t *d)
     if (queue_push(s, &copy) < 0) {
         msg_unref(copy.msg);
         count_drop(b, s, "out of memory");
+    } else if (b->store) {
+        store_queued(b->store, s, &copy);
     }
     if (s->conn)
         w = s->worker;
@@ -222,11 +231,19 @@ static bool send_one(broker_t *b, session_t *s, conn_t *c, delivery_t *d, uint64
     }
     fill_publish(&pkt, d, id, false, now);
     if (c->client_max_packet && proto_encoded_size(&pkt, c->version) > c->client_max_packet) {
+        atomic_fetch_add_explicit(&b->stats.dropped_too_large, 1, memory_order_relaxed);
         count_drop(b, s, "larger than the client's Maximum Packet Size");
+        if (b->store)
+            store_sent(b->store, s, d->msg, 0);
         msg_unref(d->msg);
         return true;
     }
     conn_send_publish(c, &pkt, d->msg);
+    if (b->store)
+        store_sent(b->store, s, d->msg, id);
+    atomic_fetch_add_explicit(&b->stats.pub_sent_qos[d->qos], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->stats.pub_bytes_sent_qos[d->qos], d->msg->payload_len,
+                              memory_order_relaxed);
     if (d->qos > 0) {
         inflight_t e = {.id = id, .state = d->qos == 1 ? OUT_WAIT_PUBACK : OUT_WAIT_PUBREC,
                         .sent_once = true, .d = *d};
@@ -247,7 +264,10 @@ unsigned session_flush(broker_t *b, session_t *s, conn_t *c)
     while (s->conn == c && s->q_len > 0 && conn_writable(c)) {
         delivery_t *head = &s->queue[s->q_head];
         if (msg_expired(head->msg, now)) {
+            atomic_fetch_add_explicit(&b->stats.dropped_expired, 1, memory_order_relaxed);
             delivery_t d = queue_pop(s);
+            if (b->store)
+                store_sent(b->store, s, d.msg, 0);
             msg_unref(d.msg);
             continue;
         }
@@ -314,6 +334,19 @@ int session_ack(session_t *s, uint16_t id, mqtt_type_t type)
     return rc;
 }
 
+int session_restore_inflight(session_t *s, uint16_t id, uint8_t state, const delivery_t *d)
+{
+    inflight_t e = {.id = id, .state = state, .sent_once = true, .d = *d};
+    if (e.d.msg)
+        msg_ref(e.d.msg);
+    pthread_mutex_lock(&s->lock);
+    int rc = out_push(s, &e);
+    pthread_mutex_unlock(&s->lock);
+    if (rc < 0)
+        msg_unref(e.d.msg);
+    return rc;
+}
+
 /* A PUBREC with a failure reason ends the QoS 2 flow for that id (MQTT 5 4.3.3). */
 void session_ack_failed(session_t *s, uint16_t id)
 {
@@ -377,6 +410,8 @@ void session_clear(broker_t *b, session_t *s)
     uint32_t n = s->n_subs;
     s->subs = NULL;
     s->n_subs = s->cap_subs = 0;
+    if (b->store)
+        store_session_delete(b->store, s);
     drop_deliveries(s);
     pthread_mutex_unlock(&s->lock);
     for (uint32_t i = 0; i < n; i++) {

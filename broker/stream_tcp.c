@@ -19,8 +19,7 @@ enum { READ_BUF = 64 * 1024, CLOSE_GRACE_MS = 2000 };
 typedef struct {
     stream_t s;
     uv_tcp_t *tcp;
-    uv_timer_t grace;
-    int grace_on;
+    uv_timer_t *grace; /* only while closing: idle connections don't pay for it */
     int pending_handles; /* handles still to be closed before the memory can go */
     int closing;
     int closed_reported;
@@ -48,8 +47,7 @@ static void report_and_free(tcp_stream_t *t)
 static void handle_closed(uv_handle_t *h)
 {
     tcp_stream_t *t = h->data;
-    if (h == (uv_handle_t *)t->tcp)
-        free(t->tcp);
+    free(h); /* the socket or the grace timer */
     if (--t->pending_handles == 0)
         report_and_free(t);
 }
@@ -60,9 +58,9 @@ static void close_handles(tcp_stream_t *t)
         return;
     t->pending_handles = 1;
     uv_close((uv_handle_t *)t->tcp, handle_closed);
-    if (t->grace_on) {
+    if (t->grace) {
         t->pending_handles++;
-        uv_close((uv_handle_t *)&t->grace, handle_closed);
+        uv_close((uv_handle_t *)t->grace, handle_closed);
     }
 }
 
@@ -172,10 +170,13 @@ static void tcp_close(stream_t *s)
     if (req) {
         req->data = t;
         if (uv_shutdown(req, (uv_stream_t *)t->tcp, on_shutdown) == 0) {
-            if (uv_timer_init(s->loop, &t->grace) == 0) {
-                t->grace.data = t;
-                t->grace_on = 1;
-                uv_timer_start(&t->grace, on_grace, CLOSE_GRACE_MS, 0);
+            t->grace = malloc(sizeof *t->grace);
+            if (t->grace && uv_timer_init(s->loop, t->grace) == 0) {
+                t->grace->data = t;
+                uv_timer_start(t->grace, on_grace, CLOSE_GRACE_MS, 0);
+            } else {
+                free(t->grace);
+                t->grace = NULL;
             }
             return;
         }

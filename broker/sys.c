@@ -57,4 +57,7 @@ void sys_publish(broker_t *b, uint64_t now)
     sys_u64(b, "$SYS/broker/bytes/sent", atomic_load(&st->bytes_sent));
     sys_u64(b, "$SYS/broker/retained messages/count", retain_count(b->retained));
     sys_u64(b, "$SYS/broker/subscriptions/count", router_count(b->router));
+    /* acemq's own, mirrored from the metrics (broker/metrics.h) */
+    sys_u64(b, "$SYS/broker/auth/successes", atomic_load(&st->auth_ok));
+    sys_u64(b, "$SYS/broker/auth/failures", atomic_load(&st->auth_fail));
 }

@@ -11,6 +11,7 @@
  * phase that runs right after the I/O callbacks of that turn.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "broker/config.h"
 #include "broker/core.h"
 #include "broker/log.h"
+#include "broker/store.h"
 
 static _Thread_local worker_t *tl_worker;
 
@@ -109,11 +111,12 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)tcp, on_tcp_closed);
         return;
     }
-    if (w->stopping || over_limit(w, l)) {
+    if (w->stopping || over_limit(w, l) || atomic_load(&w->b->shedding)) {
         if (now - w->last_accept_warning > 10000) {
             w->last_accept_warning = now;
-            log_warning("connection_refused", "port=%d reason=\"max_connections reached\"",
-                        l->cfg->port);
+            log_warning("connection_refused", "port=%d reason=\"%s\"", l->cfg->port,
+                        atomic_load(&w->b->shedding) ? "memory_limit reached"
+                                                     : "max_connections reached");
         }
         uv_close((uv_handle_t *)tcp, on_tcp_closed);
         return;
@@ -240,6 +243,9 @@ static void handle_inbox_item(worker_t *w, const inbox_item_t *it)
         conn_unref(c);
         break;
     }
+    case INBOX_STORE_ACKS: /* acks whose records the store has made durable */
+        store_run_acks(it->ptr);
+        break;
     case INBOX_STOP:
         break;
     }
@@ -350,11 +356,42 @@ static bool tick_offline(broker_t *b, session_t *s, uint64_t now)
     return expired;
 }
 
+/* memory_limit: measured once a second from the allocator's own figures (every arena). Over
+ * the limit the broker sheds load before the kernel would kill it: new connections are refused
+ * and QoS 0 messages for clients that already have a backlog are dropped. */
+static void check_memory(broker_t *b)
+{
+    if (!b->lim.memory_limit)
+        return;
+    struct mallinfo2 mi = mallinfo2();
+    uint64_t used = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+    bool over = used > b->lim.memory_limit;
+    if (over != atomic_load(&b->shedding)) {
+        atomic_store(&b->shedding, over);
+        if (over)
+            log_warning("memory_limit", "used=%llu limit=%llu action=\"refusing new connections, "
+                        "dropping QoS 0 for slow consumers\"", (unsigned long long)used,
+                        (unsigned long long)b->lim.memory_limit);
+        else
+            log_notice("memory_limit", "used=%llu limit=%llu action=\"back to normal\"",
+                       (unsigned long long)used, (unsigned long long)b->lim.memory_limit);
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     worker_t *w = t->data;
     broker_t *b = w->b;
     uint64_t now = clock_ms();
+    /* Loop lag for metrics: the tick repeats every 1000 ms, so any more than that since the last
+     * one is time the loop spent busy (or blocked) past the moment it should have fired. */
+    if (w->last_tick) {
+        uint64_t lag = now - w->last_tick > 1000 ? now - w->last_tick - 1000 : 0;
+        atomic_store_explicit(&w->lag_ms, lag, memory_order_relaxed);
+        if (lag > atomic_load_explicit(&w->lag_max_ms, memory_order_relaxed))
+            atomic_store_explicit(&w->lag_max_ms, lag, memory_order_relaxed);
+    }
+    w->last_tick = now;
     for (conn_t *c = w->conns; c; c = c->next)
         conn_tick(c, now);
     size_t keep = 0;
@@ -366,8 +403,10 @@ static void on_tick(uv_timer_t *t)
             w->offline.v[keep++] = s;
     }
     w->offline.n = keep;
-    if (w->id == 0)
+    if (w->id == 0) {
         sys_publish(b, now);
+        check_memory(b);
+    }
     flush_pending(w);
 }
 
@@ -376,6 +415,7 @@ static void worker_main(void *arg)
     worker_t *w = arg;
     tl_worker = w;
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    broker_thread_exit();
 }
 
 int workers_start(broker_t *b)

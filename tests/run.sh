@@ -39,5 +39,12 @@ for build in build build-asan; do
     count "integration ($build)" $rc
 done
 
+# libFuzzer targets (clang): each replays its committed corpus, then fuzzes a few seconds.
+if command -v clang >/dev/null 2>&1; then
+    sh tests/fuzz/run.sh --ci >"$log" 2>&1; rc=$?
+    grep -E '^fuzz' "$log" | grep -v ': [0-9]* passed'
+    count "fuzz (tests/fuzz/run.sh --ci)" $rc
+fi
+
 echo "total: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -63,6 +63,9 @@ typedef struct {
     const char *json;
     const char *label;
     bool quiet;
+    /* TLS (--tls): tls.c reads these in bench_tls_init() */
+    const char *tls_cafile, *tls_cert, *tls_key, *tls_servername, *tls_ciphers;
+    bool tls_resume;
     char tag[9]; /* unique per run, in every topic, so runs never hear each other */
 } bench_cfg_t;
 
@@ -109,6 +112,7 @@ typedef struct {
     ctr_t bytes_win;          /* payload bytes received inside the window */
     ctr_t conn_ok, conn_fail, conn_win, disconnects, proto_err;
     ctr_t subs_ready, pubs_ready, idle_done, inflight, open_conns;
+    ctr_t tls_full, tls_resumed; /* completed TLS handshakes, by kind */
     hist_t lat;      /* end-to-end latency, ns, of messages sent inside the window */
     hist_t conn_lat; /* TCP connect start to CONNACK, ns */
 } bench_stats_t;
@@ -224,6 +228,12 @@ void setup_resolve(void);
 void setup_build(void);
 void setup_free(void);
 
+/* tls.c: the mbedTLS client configuration from g_cfg (exits on a bad file); per-slot cleanup;
+ * the ciphersuite the first handshake negotiated ("" before one). */
+void bench_tls_init(void);
+void bench_tls_release(bench_conn_t *c);
+const char *bench_tls_ciphersuite(void);
+
 /* options.c: fills g_cfg from argv (with the scenario's defaults); exits on a bad option. */
 void options_parse(int argc, char **argv);
 
@@ -231,6 +241,7 @@ void options_parse(int argc, char **argv);
 typedef struct {
     uint64_t sent, recv, sent_win, recv_win, bytes_win, conn_ok, conn_fail, conn_win;
     uint64_t disconnects, proto_err, expected, unique, lost, dup, pub_inflight;
+    uint64_t tls_full, tls_resumed;
     hist_t lat, conn_lat;
     double window_s;
     uint32_t idle_ok, idle_held;

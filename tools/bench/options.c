@@ -29,7 +29,13 @@ static void usage(FILE *f)
           "  --keepalive S             (60)   --connect-timeout S (10)\n"
           "  --broker-pid PID          idle: read the broker's VmRSS before and after\n"
           "  --json FILE               machine-readable result   --label TEXT (in the JSON)\n"
-          "  --quiet                   no progress lines\n",
+          "  --quiet                   no progress lines\n"
+          "  --tls                     TLS 1.2 (mbedTLS) instead of plain TCP\n"
+          "  --cafile F                verify the broker's certificate against these CAs\n"
+          "  --cert F --key F          client certificate and its key\n"
+          "  --servername NAME         SNI, and the name the certificate must carry\n"
+          "  --ciphers LIST            ':'-separated mbedTLS ciphersuite names to offer\n"
+          "  --resume                  reconnects offer the last session (ticket) again\n",
           f);
 }
 
@@ -98,7 +104,10 @@ static const struct option longopts[] = {
     {"publishers", 1, 0, 'P'}, {"subscribers", 1, 0, 'S'}, {"clients", 1, 0, 'c'},
     {"concurrency", 1, 0, 'C'}, {"keepalive", 1, 0, 'k'}, {"connect-timeout", 1, 0, 'T'},
     {"broker-pid", 1, 0, 'b'}, {"json", 1, 0, 'j'},      {"label", 1, 0, 'l'},
-    {"quiet", 0, 0, 'Q'},    {"help", 0, 0, 'H'},        {0, 0, 0, 0},
+    {"quiet", 0, 0, 'Q'},    {"help", 0, 0, 'H'},        {"tls", 0, 0, 'L'},
+    {"cafile", 1, 0, 'A'},   {"cert", 1, 0, 'E'},        {"key", 1, 0, 'K'},
+    {"servername", 1, 0, 'N'}, {"ciphers", 1, 0, 'X'},   {"resume", 0, 0, 'R'},
+    {0, 0, 0, 0},
 };
 
 static void set_option(int o, const char *name, const char *v)
@@ -127,6 +136,13 @@ static void set_option(int o, const char *name, const char *v)
     case 'j': c->json = v; break;
     case 'l': c->label = v; break;
     case 'Q': c->quiet = true; break;
+    case 'L': c->tp = &bench_tls_transport; break;
+    case 'A': c->tls_cafile = v; break;
+    case 'E': c->tls_cert = v; break;
+    case 'K': c->tls_key = v; break;
+    case 'N': c->tls_servername = v; break;
+    case 'X': c->tls_ciphers = v; break;
+    case 'R': c->tls_resume = true; break;
     case 'H': usage(stdout); exit(0);
     default: usage(stderr); exit(2);
     }
@@ -147,6 +163,16 @@ void options_parse(int argc, char **argv)
     }
     if (!have_scenario || optind != argc) {
         usage(stderr);
+        exit(2);
+    }
+    if ((g_cfg.tls_cafile || g_cfg.tls_cert || g_cfg.tls_key || g_cfg.tls_servername ||
+         g_cfg.tls_ciphers || g_cfg.tls_resume) && g_cfg.tp != &bench_tls_transport) {
+        fprintf(stderr, "acemq-bench: --cafile, --cert, --key, --servername, --ciphers and "
+                "--resume need --tls\n");
+        exit(2);
+    }
+    if (!g_cfg.tls_cert != !g_cfg.tls_key) {
+        fprintf(stderr, "acemq-bench: --cert and --key go together\n");
         exit(2);
     }
     apply_defaults();

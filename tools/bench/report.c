@@ -61,6 +61,10 @@ void report_print(const bench_result_t *r, FILE *out)
     } else {
         print_load(r, out);
     }
+    if (g_cfg.tp == &bench_tls_transport)
+        fprintf(out, "  %-10s %s  handshakes full %llu  resumed %llu\n", "tls",
+                bench_tls_ciphersuite()[0] ? bench_tls_ciphersuite() : "(none)",
+                (unsigned long long)r->tls_full, (unsigned long long)r->tls_resumed);
     fprintf(out, "  %-10s connect failures %llu  disconnects %llu  protocol %llu\n", "errors",
             (unsigned long long)r->conn_fail, (unsigned long long)r->disconnects,
             (unsigned long long)r->proto_err);
@@ -130,6 +134,11 @@ int report_json(const bench_result_t *r, const char *path)
             g_cfg.scenario == SC_STORM ? per_s(r->conn_win, r->window_s) : 0.0,
             (unsigned long long)r->conn_fail, (unsigned long long)r->disconnects,
             (unsigned long long)r->proto_err);
+    fprintf(f, "  \"tls\": {\"enabled\": %s, \"resume\": %s, \"ciphersuite\": ",
+            g_cfg.tp == &bench_tls_transport ? "true" : "false", g_cfg.tls_resume ? "true" : "false");
+    json_str(f, g_cfg.tp == &bench_tls_transport ? bench_tls_ciphersuite() : "");
+    fprintf(f, ", \"full\": %llu, \"resumed\": %llu},\n", (unsigned long long)r->tls_full,
+            (unsigned long long)r->tls_resumed);
     double bpc = r->rss_before_kb >= 0 && r->rss_after_kb >= 0 && r->idle_ok
                      ? (double)(r->rss_after_kb - r->rss_before_kb) * 1024.0 / r->idle_ok
                      : -1;

@@ -168,6 +168,7 @@ void setup_free(void)
     uint32_t counts[] = {g_w.npubs, g_w.nsubs, g_w.nothers};
     for (int l = 0; l < 3; l++) {
         for (uint32_t i = 0; i < counts[l]; i++) {
+            bench_tls_release(&lists[l][i]->conn);
             client_release(lists[l][i]);
             free(lists[l][i]);
         }
@@ -179,6 +180,7 @@ void setup_free(void)
     for (int i = 0; i < g_cfg.threads; i++) {
         free(g_w.th[i].clients);
         free(g_w.th[i].io.rbuf);
+        free(g_w.th[i].io.plain);
     }
     free(g_w.th);
 }

@@ -1,0 +1,40 @@
+/*
+ * broker/metrics.h: the metrics HTTP listener (`metrics_listener <port> [<address>]`).
+ *
+ * GET /metrics answers in the Prometheus text exposition format 0.0.4, GET /healthz answers
+ * "ok"; anything else gets 404 (405 for another method on those paths). Every response closes
+ * the connection; a request larger than 8 KiB is refused with 431. The listener runs on the
+ * main thread's loop, so scraping never delays a worker: it only reads atomic counters and the
+ * thread-safe counts of the router, the retained store and the registry.
+ * docs/websockets-and-metrics.md lists the metric names.
+ *
+ * One broker per process: the listener and the authentication-reason table are module state.
+ */
+#ifndef ACEMQ_BROKER_METRICS_H
+#define ACEMQ_BROKER_METRICS_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "broker/core.h"
+
+/*
+ * Binds the metrics listener on loop if b->cfg->metrics_port is set (call before privileges are
+ * dropped, so a port below 1024 works). Returns 0 (also when metrics are off) or -1 with a
+ * sentence in err.
+ */
+int metrics_start(broker_t *b, uv_loop_t *loop, char *err, size_t cap);
+
+/* Closes the listener and its connections; run the loop once afterwards for the close
+ * callbacks. Safe when metrics_start did nothing. Loop thread only. */
+void metrics_stop(void);
+
+/*
+ * Counts one authentication outcome, from any thread. ok != 0: a success; otherwise a failure
+ * whose reason (a short fixed token such as "bad_password" or "token_expired"; NULL = "unknown")
+ * becomes a label value: the first 16 distinct reasons get their own series, later ones count
+ * as "other". The reason is copied; never pass anything a client chose.
+ */
+void metrics_count_auth(broker_t *b, int ok, const char *reason);
+
+#endif

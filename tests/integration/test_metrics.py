@@ -1,0 +1,194 @@
+"""The metrics listener: /metrics in the Prometheus text format, checked against known traffic with
+python3-prometheus-client's own parser, /healthz, 404s and refused requests."""
+
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import HOST, acemq_only, acemqd_path, free_port, uid, wait_until
+import mqttraw as m
+
+pytestmark = acemq_only
+
+
+def start(make_broker, *lines):
+    """A broker with metrics on a free port, no $SYS (so retained counts are ours alone)."""
+    port = free_port()
+    b = make_broker("metrics_listener %d 127.0.0.1" % port, "sys_interval 0", *lines)
+    b.metrics_url = "http://%s:%d" % (HOST, port)
+    return b
+
+
+@pytest.fixture
+def mbroker(make_broker):
+    return start(make_broker)
+
+
+def get(url, timeout=5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.headers, r.read().decode()
+
+
+def scrape(b):
+    """{(sample name, ((label, value), ...)): value} from a parsed /metrics."""
+    status, headers, text = get(b.metrics_url + "/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def val(samples, name, **labels):
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+def test_counters_match_traffic(mbroker, clients):
+    sub = clients(mbroker)
+    assert sub.subscribe("m/#", 1) == [1]
+    pub = clients(mbroker)
+    n0, n1 = 5, 7
+    for i in range(n0):
+        pub.publish("m/zero", b"0123456789", qos=0)
+    for i in range(n1):
+        pub.publish("m/one", b"x" * 20, qos=1)
+    got = sub.get_n(n0 + n1)
+    assert sorted(msg.qos for msg in got) == [0] * n0 + [1] * n1
+    pub.publish("r/kept", b"retained", qos=1, retain=True)
+
+    s = wait_until(lambda: (lambda x: x if val(x, "acemq_messages_sent_total", qos="1") == n1
+                            else None)(scrape(mbroker)), 3, what="the sent counters")
+    assert val(s, "acemq_messages_received_total", qos="0") == n0
+    assert val(s, "acemq_messages_received_total", qos="1") == n1 + 1
+    assert val(s, "acemq_messages_received_total", qos="2") == 0
+    assert val(s, "acemq_messages_sent_total", qos="0") == n0
+    assert val(s, "acemq_messages_sent_total", qos="1") == n1
+    assert val(s, "acemq_message_bytes_received_total", qos="0") == 10 * n0
+    assert val(s, "acemq_message_bytes_received_total", qos="1") == 20 * n1 + len(b"retained")
+    assert val(s, "acemq_message_bytes_sent_total", qos="0") == 10 * n0
+    assert val(s, "acemq_message_bytes_sent_total", qos="1") == 20 * n1
+    assert val(s, "acemq_clients_connected") == 2
+    assert val(s, "acemq_connections") == 2
+    assert val(s, "acemq_connections_total") >= 2
+    assert val(s, "acemq_clients_total") == 2
+    assert val(s, "acemq_sessions") == 2
+    assert val(s, "acemq_subscriptions") == 1
+    assert val(s, "acemq_retained_messages") == 1
+    # every MQTT byte the clients sent is counted: at least the payloads and the topics
+    assert val(s, "acemq_bytes_received_total") > 10 * n0 + 20 * n1 + 6 * (n0 + n1)
+    assert val(s, "acemq_bytes_sent_total") > 10 * n0 + 20 * n1
+    assert val(s, "acemq_packets_received_total") >= n0 + n1 + 4
+    assert val(s, "acemq_listener_connections", port=str(mbroker.port), protocol="mqtt",
+               tls="no") == 2
+    assert val(s, "acemq_auth_successes_total") >= 0
+    assert val(s, "acemq_auth_failures_total") >= 0
+    assert val(s, "acemq_uptime_seconds") >= 0
+    for w in range(mbroker.workers):
+        assert val(s, "acemq_worker_loop_lag_seconds", worker=str(w)) < 1.0
+        assert ("acemq_worker_loop_lag_max_seconds", (("worker", str(w)),)) in s
+    assert val(s, "acemq_messages_dropped_total", reason="queue_full") == 0
+
+
+def test_dropped_by_reason(make_broker, clients):
+    # An offline persistent session with max_queued_messages 2 keeps two and drops the rest.
+    mbroker = start(make_broker, "max_queued_messages 2")
+    cid = uid("slow")
+    slow = clients(mbroker, cid, protocol=4, clean=False)
+    assert slow.subscribe("d/#", 1) == [1]
+    slow.disconnect()
+    pub = clients(mbroker)
+    for i in range(5):
+        pub.publish("d/x", b"%d" % i, qos=1)
+    s = scrape(mbroker)
+    assert val(s, "acemq_messages_dropped_total", reason="queue_full") == 3
+    assert val(s, "acemq_messages_dropped_total", reason="too_large") == 0
+    assert val(s, "acemq_messages_dropped_total", reason="other") == 0
+    assert val(s, "acemq_sessions") == 2
+    assert val(s, "acemq_clients_connected") == 1
+
+
+def test_healthz_and_unknown_paths(mbroker):
+    status, headers, body = get(mbroker.metrics_url + "/healthz")
+    assert status == 200 and body.strip() == "ok"
+    assert headers["Connection"] == "close"
+    for path in ("/", "/metric", "/metrics/x", "/healthz2"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            get(mbroker.metrics_url + path)
+        assert e.value.code == 404, path
+    req = urllib.request.Request(mbroker.metrics_url + "/metrics", data=b"x", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=5)
+    assert e.value.code == 405
+    assert get(mbroker.metrics_url + "/metrics?x=1")[0] == 200
+
+
+def raw_http(port, data, timeout=5.0):
+    """Sends data and returns everything the server answers before it closes."""
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def test_huge_and_malformed_requests_refused(mbroker):
+    port = int(mbroker.metrics_url.rsplit(":", 1)[1])
+    big = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200000 + b"\r\n\r\n"
+    answer = raw_http(port, big)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+    long_url = b"GET /" + b"m" * 1000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert raw_http(port, long_url).startswith(b"HTTP/1.1 414 ")
+    assert raw_http(port, b"\x16\x03\x01garbage\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    # a request that never ends does not stop others from being served
+    with socket.create_connection((HOST, port)) as idle:
+        idle.sendall(b"GET /metr")
+        assert get(mbroker.metrics_url + "/healthz")[0] == 200
+    assert mbroker.alive()
+
+
+def test_sys_mirror(make_broker1, raws):
+    port = free_port()
+    b = make_broker1("metrics_listener %d 127.0.0.1" % port, "sys_interval 1")
+    c = raws(b, 5)
+    c.connect(uid("sys"))
+    c.subscribe([("$SYS/broker/auth/#", 0)])
+    seen = set()
+    deadline = time.monotonic() + 4
+    while len(seen) < 2 and time.monotonic() < deadline:
+        try:
+            p = c.recv(0.5)
+        except TimeoutError:
+            continue
+        if p.type == m.PUBLISH:
+            seen.add(p.topic)
+    assert seen == {"$SYS/broker/auth/successes", "$SYS/broker/auth/failures"}
+
+
+def test_busy_metrics_port_stops_start(tmp_path):
+    port = free_port()
+    conf = tmp_path / "busy.conf"
+    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\nmetrics_listener %d 127.0.0.1\n"
+                    % (free_port(), port))
+    with socket.socket() as hold:  # the port is taken: the broker must refuse to start
+        hold.bind((HOST, port))
+        hold.listen(1)
+        r = subprocess.run([acemqd_path(), "-c", str(conf)], capture_output=True, timeout=20)
+    assert r.returncode == 1
+    assert b"metrics_listener: cannot listen on 127.0.0.1 port %d" % port in r.stderr

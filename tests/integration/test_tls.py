@@ -1,0 +1,360 @@
+"""MQTT over TLS 1.2: Mosquitto's clients, paho-mqtt and openssl s_client against TLS listeners.
+
+Every certificate is made by the `pki` fixture with the openssl CLI in a temporary directory for
+the session (nothing is committed): a CA, ECDSA P-256 and RSA server certificates for
+localhost/127.0.0.1, client certificates (good, expired, revoked, and one from an unknown CA) and
+a CRL. The exporter value itself is checked against OpenSSL's by tests/unit/test_tls.c; here
+s_client only shows that the exporter is available on a session that carries MQTT.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import IS_MOSQ, acemq_only, uid, wait_until
+
+PSK_ID = "dev-psk-1"
+PSK_KEY = "00112233445566778899aabbccddeeff"
+EXPORTER = "EXPORTER-ACE-MQTT-Sign-Challenge"
+
+CA_CNF = """[ ca ]
+default_ca = ca_default
+[ ca_default ]
+dir = {d}
+database = {d}/index.txt
+new_certs_dir = {d}/newcerts
+serial = {d}/serial
+crlnumber = {d}/crlnumber
+certificate = {d}/ca.crt
+private_key = {d}/ca.key
+default_md = sha256
+default_days = 30
+default_crl_days = 30
+policy = policy_any
+unique_subject = no
+copy_extensions = copy
+[ policy_any ]
+commonName = supplied
+organizationName = optional
+"""
+
+
+def sh(*args, cwd=None, input=None, timeout=30):
+    r = subprocess.run(list(args), cwd=cwd, input=input, capture_output=True, timeout=timeout)
+    assert r.returncode == 0, "%s failed: %s" % (" ".join(args), r.stderr.decode(errors="replace"))
+    return r
+
+
+class Pki:
+    """Paths of the test PKI; p("name.crt") is a file in it."""
+
+    def __init__(self, d):
+        self.dir = d
+
+    def p(self, name):
+        return os.path.join(self.dir, name)
+
+
+def _key(d, name, kind):
+    if kind == "ec":
+        sh("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", name, cwd=d)
+    else:
+        sh("openssl", "genrsa", "-out", name, "2048", cwd=d)
+
+
+def _issue(d, name, subj, kind="ec", san=None, dates=None, cnf="ca.cnf"):
+    """Key + CSR + certificate signed by the CA of cnf (openssl ca, so dates can be chosen)."""
+    _key(d, name + ".key", kind)
+    req = ["openssl", "req", "-new", "-key", name + ".key", "-subj", subj, "-out", name + ".csr"]
+    if san:
+        req += ["-addext", "subjectAltName=" + san]
+    sh(*req, cwd=d)
+    ca = ["openssl", "ca", "-batch", "-notext", "-config", cnf, "-in", name + ".csr",
+          "-out", name + ".crt"]
+    if dates:
+        ca += ["-startdate", dates[0], "-enddate", dates[1]]
+    sh(*ca, cwd=d)
+
+
+def _make_ca(d, cnf, name):
+    os.makedirs(os.path.join(d, "newcerts"), exist_ok=True)
+    open(os.path.join(d, "index.txt"), "w").close()
+    with open(os.path.join(d, "serial"), "w") as f:
+        f.write("1000\n")
+    with open(os.path.join(d, "crlnumber"), "w") as f:
+        f.write("1000\n")
+    with open(os.path.join(d, cnf), "w") as f:
+        f.write(CA_CNF.format(d=d))
+    _key(d, "ca.key", "ec")
+    sh("openssl", "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=" + name, "-days", "30",
+       "-out", "ca.crt", cwd=d)
+
+
+@pytest.fixture(scope="session")
+def pki():
+    top = tempfile.mkdtemp(prefix="acemq-pki-")
+    d = os.path.join(top, "ca")
+    other = os.path.join(top, "other")
+    os.makedirs(d)
+    os.makedirs(other)
+    _make_ca(d, "ca.cnf", "acemq-test-ca")
+    san = "DNS:localhost,IP:127.0.0.1"
+    _issue(d, "server-ec", "/CN=localhost/O=acemq-ecdsa", "ec", san)
+    _issue(d, "server-rsa", "/CN=localhost/O=acemq-rsa", "rsa", san)
+    _issue(d, "client-good", "/CN=client-good")
+    _issue(d, "client-expired", "/CN=client-expired",
+           dates=("20200101000000Z", "20200102000000Z"))
+    _issue(d, "client-revoked", "/CN=client-revoked")
+    sh("openssl", "ca", "-config", "ca.cnf", "-revoke", "client-revoked.crt", cwd=d)
+    sh("openssl", "ca", "-config", "ca.cnf", "-gencrl", "-out", "crl.pem", cwd=d)
+    # A client certificate from a CA the broker does not know.
+    _make_ca(other, "ca.cnf", "unknown-ca")
+    _issue(other, "client-unknown", "/CN=client-unknown")
+    for f in os.listdir(other):
+        if f.startswith("client-unknown"):
+            shutil.copy(os.path.join(other, f), d)
+    with open(os.path.join(d, "psk.txt"), "w") as f:
+        f.write("%s:%s\n" % (PSK_ID, PSK_KEY))
+    # The broker may read its files as another user (Mosquitto started as root does).
+    os.chmod(top, 0o755)
+    for root in (d, other):
+        os.chmod(root, 0o755)
+        for f in os.listdir(root):
+            if os.path.isfile(os.path.join(root, f)):
+                os.chmod(os.path.join(root, f), 0o644)
+    yield Pki(d)
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def tls_lines(pki, cert="server-ec", *extra):
+    return ("certfile " + pki.p(cert + ".crt"), "keyfile " + pki.p(cert + ".key")) + extra
+
+
+def client_auth_lines(pki, *extra):
+    return tls_lines(pki, "server-ec", "cafile " + pki.p("ca.crt"), "require_certificate true",
+                     *extra)
+
+
+def mq_tls(pki, cert=None):
+    """mosquitto_pub/sub TLS arguments (host localhost, so the name in the certificate matches)."""
+    a = ["--cafile", pki.p("ca.crt")]
+    if cert:
+        a += ["--cert", pki.p(cert + ".crt"), "--key", pki.p(cert + ".key")]
+    return a
+
+
+def mq(tool, b, *args, timeout=10):
+    return subprocess.run([tool, "-h", "localhost", "-p", str(b.port)] + list(args),
+                          capture_output=True, timeout=timeout)
+
+
+def s_client(b, *args, input=b"", timeout=10):
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % b.port] + list(args),
+                       input=input, capture_output=True, timeout=timeout)
+    return r.returncode, (r.stdout + r.stderr).decode(errors="replace")
+
+
+def log_has(b, *words, timeout=5.0):
+    """Waits until one broker log line holds every word; returns that line."""
+    def find():
+        for line in b.log().splitlines():
+            if all(w in line for w in words):
+                return line
+        return None
+    return wait_until(find, timeout, what="a log line with %r" % (words,))
+
+
+def tls_client(b, clients, pki, **kw):
+    c = clients(b, connect=False, **kw)
+    c.c.tls_set(ca_certs=pki.p("ca.crt"))
+    c.connect()
+    return c
+
+
+def pub_retained_then_sub(b, pki, cert=None):
+    topic = uid("tls")
+    r = mq("mosquitto_pub", b, *mq_tls(pki, cert), "-t", topic, "-m", "over-tls", "-q", "1", "-r")
+    assert r.returncode == 0, r.stderr
+    r = mq("mosquitto_sub", b, *mq_tls(pki, cert), "-t", topic, "-C", "1", "-W", "5")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == "over-tls"
+
+
+def test_mosquitto_clients_with_cafile(make_broker, pki):
+    b = make_broker(*tls_lines(pki))
+    pub_retained_then_sub(b, pki)
+
+
+def test_client_certificate_required(make_broker1, pki):
+    b = make_broker1(*client_auth_lines(pki))
+    r = mq("mosquitto_pub", b, *mq_tls(pki), "-t", uid("x"), "-m", "no cert")
+    assert r.returncode != 0
+    pub_retained_then_sub(b, pki, "client-good")
+    if not IS_MOSQ:
+        log_has(b, "tls_handshake_failed", "no client certificate")
+
+
+@acemq_only
+def test_identity_as_username(make_broker1, pki):
+    b = make_broker1(*client_auth_lines(pki, "use_identity_as_username true"))
+    cid = uid("ident")
+    r = mq("mosquitto_pub", b, *mq_tls(pki, "client-good"), "-i", cid, "-t", uid("x"), "-m", "x")
+    assert r.returncode == 0, r.stderr
+    line = log_has(b, "event=connect", "client=" + cid)
+    assert "user=client-good" in line, line
+
+
+def test_paho_over_tls(make_broker1, clients, pki):
+    b = make_broker1(*tls_lines(pki))
+    sub = tls_client(b, clients, pki)
+    topic = uid("paho")
+    assert sub.subscribe(topic, 1) == [1]
+    pub = tls_client(b, clients, pki, protocol=4)
+    pub.publish(topic, b"paho-tls", qos=1)
+    assert sub.get().payload == b"paho-tls"
+
+
+def test_version_negotiation_and_exporter(make_broker1, pki):
+    b = make_broker1(*tls_lines(pki))
+    rc, out = s_client(b, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+    assert rc != 0 and "Cipher is (NONE)" in out, out
+    if not IS_MOSQ:
+        assert "alert protocol version" in out, out
+        log_has(b, "tls_handshake_failed", "version too old")
+    rc, out = s_client(b, "-tls1_2", "-CAfile", pki.p("ca.crt"), "-verify_return_error",
+                       "-keymatexport", EXPORTER, "-keymatexportlen", "32")
+    assert rc == 0, out
+    assert re.search(r"Protocol\s*: TLSv1\.2", out), out
+    assert "Verify return code: 0 (ok)" in out
+    assert re.search(r"Keying material: [0-9A-F]{64}", out), out
+
+
+@pytest.mark.parametrize("cert,reason", [("client-unknown", "unknown CA"),
+                                         ("client-expired", "client certificate expired"),
+                                         ("client-revoked", "client certificate revoked")])
+def test_bad_client_certificates_refused(make_broker1, pki, cert, reason):
+    b = make_broker1(*client_auth_lines(pki, "crlfile " + pki.p("crl.pem")))
+    r = mq("mosquitto_pub", b, *mq_tls(pki, cert), "-t", uid("x"), "-m", "refused")
+    assert r.returncode != 0, r.stdout
+    if not IS_MOSQ:
+        line = log_has(b, "tls_handshake_failed", 'reason="%s"' % reason)
+        assert "peer=127.0.0.1:" in line and "error=" in line, line
+    # The good certificate still passes the same CRL.
+    r = mq("mosquitto_pub", b, *mq_tls(pki, "client-good"), "-t", uid("x"), "-m", "ok")
+    assert r.returncode == 0, r.stderr
+
+
+def test_psk(make_broker1, pki):
+    b = make_broker1("psk_hint acemq-test", "psk_file " + pki.p("psk.txt"))
+    topic = uid("psk")
+    args = ["--psk-identity", PSK_ID, "-t", topic, "-q", "1"]
+    r = mq("mosquitto_pub", b, "--psk", PSK_KEY, "-m", "psk-ok", "-r", *args)
+    assert r.returncode == 0, r.stderr
+    r = mq("mosquitto_sub", b, "--psk", PSK_KEY, "-C", "1", "-W", "5", *args)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == "psk-ok"
+    rc, out = s_client(b, "-tls1_2", "-psk_identity", PSK_ID, "-psk", PSK_KEY)
+    assert rc == 0 and re.search(r"Cipher\s*: \S*PSK", out), out
+    wrong = "ff" + PSK_KEY[2:]
+    r = mq("mosquitto_pub", b, "--psk", wrong, "-m", "psk-bad", *args)
+    assert r.returncode != 0
+    if not IS_MOSQ:
+        log_has(b, "tls_handshake_failed", "bad PSK")
+
+
+def test_session_resumption(make_broker1, pki, tmp_path):
+    b = make_broker1(*tls_lines(pki))
+    sess = str(tmp_path / "sess.pem")
+    rc, out = s_client(b, "-tls1_2", "-CAfile", pki.p("ca.crt"), "-sess_out", sess)
+    assert rc == 0 and out.count("New, TLSv1.2") >= 1, out
+    rc, out = s_client(b, "-tls1_2", "-CAfile", pki.p("ca.crt"), "-sess_in", sess)
+    assert rc == 0 and "Reused, TLSv1.2" in out, out
+    if not IS_MOSQ:
+        # Resumed handshakes are logged at info level with resumed=1.
+        assert "resumed=1" in log_has(b, "tls_handshake_done", "resumed=1")
+
+
+def server_subject(b):
+    rc, out = s_client(b, "-tls1_2", "-showcerts")
+    m = re.search(r"^subject=(.*)$", out, re.M)
+    assert m, out
+    return m.group(1)
+
+
+@acemq_only
+def test_sighup_reload(make_broker1, clients, pki):
+    d = tempfile.mkdtemp(prefix="acemq-reload-")
+    try:
+        crt, key = os.path.join(d, "server.crt"), os.path.join(d, "server.key")
+        shutil.copy(pki.p("server-ec.crt"), crt)
+        shutil.copy(pki.p("server-ec.key"), key)
+        b = make_broker1("certfile " + crt, "keyfile " + key)
+        assert "acemq-ecdsa" in server_subject(b)
+        sub = tls_client(b, clients, pki)
+        topic = uid("reload")
+        assert sub.subscribe(topic, 1) == [1]
+
+        shutil.copy(pki.p("server-rsa.crt"), crt)
+        shutil.copy(pki.p("server-rsa.key"), key)
+        b.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "acemq-rsa" in server_subject(b), 5, what="the new certificate")
+        pub = tls_client(b, clients, pki)
+        pub.publish(topic, b"after-reload", qos=1)
+        assert sub.get().payload == b"after-reload"
+
+        # A broken key, then a missing one: the RSA certificate stays, and the log says why.
+        with open(key, "w") as f:
+            f.write("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+        b.proc.send_signal(signal.SIGHUP)
+        log_has(b, "tls_reload_failed", "keeping the old")
+        os.remove(key)
+        b.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: b.log().count("tls_reload_failed") >= 2, 5, what="a second failure")
+        assert "acemq-rsa" in server_subject(b)
+        pub.publish(topic, b"still-serving", qos=1)
+        assert sub.get().payload == b"still-serving"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_handshake_storm_keeps_delivering(make_broker1, clients, pki):
+    b = make_broker1(*tls_lines(pki))
+    sub = tls_client(b, clients, pki)
+    pub = tls_client(b, clients, pki)
+    topic = uid("storm")
+    assert sub.subscribe(topic, 1) == [1]
+    ctx = ssl.create_default_context(cafile=pki.p("ca.crt"))
+    ok, errors = [], []
+    start = threading.Barrier(51)
+
+    def handshake():
+        try:
+            start.wait(10)
+            with socket.create_connection((b.host, b.port), timeout=20) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                    s.do_handshake()
+                    ok.append(s.version())
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=handshake) for _ in range(50)]
+    for t in threads:
+        t.start()
+    start.wait(10)
+    n = 40
+    for i in range(n):
+        pub.publish(topic, b"m%d" % i, qos=1)
+    got = sub.get_n(n, timeout=20)
+    for t in threads:
+        t.join(30)
+    assert [m.payload for m in got] == [b"m%d" % i for i in range(n)]
+    assert not errors and len(ok) == 50, errors[:3]
