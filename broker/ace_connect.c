@@ -295,11 +295,25 @@ static int take_claims(conn_t *c, const ace_claims_t *cl)
     return 0;
 }
 
+static void pending_clear(auth_conn_t *a)
+{
+    if (a->pending) {
+        ace_claims_free(a->pending);
+        free(a->pending);
+        a->pending = NULL;
+    }
+}
+
 static void challenge(conn_t *c, const ace_claims_t *cl, int phase)
 {
     auth_conn_t *a = c->authc;
-    ace_claims_free(&a->pending);
-    ace_claims_copy(&a->pending, cl);
+    pending_clear(a);
+    a->pending = calloc(1, sizeof *a->pending);
+    if (!a->pending || ace_claims_copy(a->pending, cl) < 0) {
+        pending_clear(a);
+        conn_close(c, MQTT_RC_SERVER_BUSY, "out of memory");
+        return;
+    }
     ace_pop_nonce(a->rs_nonce);
     a->phase = (uint8_t)phase;
     send_auth(c, MQTT_RC_CONTINUE_AUTHENTICATION, a->rs_nonce, sizeof a->rs_nonce);
@@ -323,10 +337,11 @@ static void reauth_done(conn_t *c, ace_job_t *j)
     }
     if (j->rc == 0 && j->purpose == J_REAUTH_TOKEN && !bearer_ok(c, &j->claims))
         j->rc = ACE_E_NO_CNF;
-    if (j->rc == 0 && take_claims(c, j->purpose == J_REAUTH_TOKEN ? &j->claims : &a->pending) < 0)
+    const ace_claims_t *src = j->purpose == J_REAUTH_TOKEN ? &j->claims : a->pending;
+    if (j->rc == 0 && (!src || take_claims(c, src) < 0))
         j->rc = ACE_E_CLAIM;
     a->phase = PH_IDLE;
-    ace_claims_free(&a->pending);
+    pending_clear(a);
     if (j->rc < 0) {
         log_notice("ace_reauth_failed", "client=%s peer=%s error=\"%s\"", c->client_id,
                    c->stream ? c->stream->peer : "-", ace_introspect_strerror(j->rc));
@@ -384,7 +399,8 @@ static void job_done(ace_job_t *j)
         challenge(c, &j->claims, PH_CHALLENGE);
     } else if (j->purpose == J_CONNECT_TOKEN && !bearer_ok(c, &j->claims)) {
         connect_failed(c, ACE_E_NO_CNF);
-    } else if (take_claims(c, j->purpose == J_CONNECT_RESPONSE ? &a->pending : &j->claims) < 0) {
+    } else if ((j->purpose == J_CONNECT_RESPONSE && !a->pending) ||
+               take_claims(c, j->purpose == J_CONNECT_RESPONSE ? a->pending : &j->claims) < 0) {
         connect_failed(c, ACE_E_CLAIM);
     } else {
         if (j->purpose == J_CONNECT_POP) {
@@ -393,7 +409,7 @@ static void job_done(ace_job_t *j)
                       j->matched == 0 ? "zero-length" : "none");
         }
         a->pop_done = j->purpose != J_CONNECT_TOKEN;
-        ace_claims_free(&a->pending);
+        pending_clear(a);
         accept_saved(c);
     }
     job_free(j);
@@ -571,7 +587,7 @@ static int response(conn_t *c, const mqtt_str_t *d, int purpose)
         return -1;
     }
     ace_job_t *j = job_new(purpose, NULL, 0);
-    if (!j || ace_claims_copy(&j->claims, &a->pending) < 0) {
+    if (!j || !a->pending || ace_claims_copy(&j->claims, a->pending) < 0) {
         free(j);
         conn_close(c, MQTT_RC_SERVER_BUSY, "out of memory");
         return -1;
@@ -675,7 +691,7 @@ void ace_conn_cleanup(auth_conn_t *a)
         uv_cancel((uv_req_t *)&a->job->req); /* else its completion finds no authc and drops it */
     }
     a->job = NULL;
-    ace_claims_free(&a->pending);
+    pending_clear(a);
     free(a->connect);
     a->connect = NULL;
 }

@@ -96,7 +96,8 @@ typedef struct auth_conn {
     bool exporter_used; /* the TLS exporter PoP may be used once per TLS session */
     bool pop_done;      /* a token was presented with a valid PoP: re-authentication allowed */
     uint8_t rs_nonce[ACE_POP_NONCE_LEN];
-    ace_claims_t pending; /* verified token waiting for its PoP */
+    ace_claims_t *pending; /* verified token waiting for its PoP; only during an exchange, so
+                              that idle connections don't carry a claims set */
     uint8_t *connect;     /* the CONNECT, re-encoded, for an accept after an exchange */
     size_t connect_len;
     struct ace_job *job;  /* verification running in the thread pool */

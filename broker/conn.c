@@ -64,7 +64,7 @@ static int add_piece(wbatch_t *wb, const uint8_t *ptr, size_t off, size_t len)
         wb->pieces[wb->n - 1].len += len; /* contiguous arena bytes: one buffer */
     } else {
         if (wb->n == wb->cap) {
-            unsigned cap = wb->cap ? wb->cap * 2 : 16;
+            unsigned cap = wb->cap ? wb->cap * 2 : 4;
             wpiece_t *p = realloc(wb->pieces, cap * sizeof *p);
             if (!p)
                 return -ENOMEM;
@@ -80,7 +80,7 @@ static int add_piece(wbatch_t *wb, const uint8_t *ptr, size_t off, size_t len)
 static uint8_t *arena_reserve(wbatch_t *wb, size_t len)
 {
     if (wb->used + len > wb->arena_cap) {
-        size_t cap = wb->arena_cap ? wb->arena_cap : 512;
+        size_t cap = wb->arena_cap ? wb->arena_cap : 128;
         while (cap < wb->used + len)
             cap *= 2;
         uint8_t *a = realloc(wb->arena, cap);

@@ -58,6 +58,11 @@ static int restore_session(broker_t *b, const ssess_t *e, worker_t *w, uint64_t 
     s->version = e->version;
     s->expiry = e->expiry;
     s->store_sid = e->sid;
+    /* Packet ids go on from the last one on disk: a delivery sent just before a crash, whose
+       record did not make it, goes out again with the id the client may already hold for it
+       (a QoS 2 receiver then answers without delivering it twice). */
+    if (e->last_pid)
+        s->next_id = e->last_pid == 65535 ? 1 : (uint16_t)(e->last_pid + 1);
     s->offline_since = now;
     s->worker = w;
     registry_lock(b->registry);

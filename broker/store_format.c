@@ -244,7 +244,7 @@ static msg_t *msg_get(rd_t *r)
 static size_t payload_size(const store_rec_t *r)
 {
     switch (r->type) {
-    case SR_SESS: return 8 + 4 + 1 + 2 + r->str_len;
+    case SR_SESS: return 8 + 4 + 1 + 2 + 2 + r->str_len;
     case SR_SESS_DEL: return 8;
     case SR_SUB: return 8 + 1 + 4 + 2 + r->str_len;
     case SR_UNSUB: return 8 + 2 + r->str_len;
@@ -277,6 +277,7 @@ static void put_payload(wr_t *w, const store_rec_t *r)
     case SR_SESS:
         w_int(w, r->expiry, 4);
         w_int(w, r->version, 1);
+        w_int(w, r->pid, 2);
         w_bytes(w, r->str, r->str_len, 2);
         break;
     case SR_SUB:
@@ -396,6 +397,7 @@ int store_rec_decode(uint8_t type, const uint8_t *payload, uint32_t len, store_r
     case SR_SESS:
         r->expiry = (uint32_t)r_int(&rd, 4);
         r->version = (uint8_t)r_int(&rd, 1);
+        r->pid = (uint16_t)r_int(&rd, 2);
         r->str = get_str(&rd, &r->str_len);
         break;
     case SR_SUB:

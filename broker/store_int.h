@@ -34,7 +34,7 @@
 extern const uint8_t store_file_magic[8];
 
 enum {
-    SR_SESS = 1, /* sid, expiry, protocol version, client id: created or updated */
+    SR_SESS = 1, /* sid, expiry, protocol version, last packet id (0: unchanged), client id */
     SR_SESS_DEL, /* sid: expired or discarded */
     SR_SUB,      /* sid, options, subscription id, filter */
     SR_UNSUB,    /* sid, filter */
@@ -131,6 +131,7 @@ typedef struct {
     uint16_t id_len;
     uint32_t expiry;
     uint8_t version;
+    uint16_t last_pid; /* of the last delivery sent: packet ids resume after it */
     ssub_t *subs;
     uint32_t n_subs, cap_subs;
     sdel_t *queue; /* live entries are [q_head, q_len) */

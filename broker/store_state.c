@@ -280,6 +280,8 @@ static int apply_sess(store_state_t *s, const store_rec_t *r)
     if (e) {
         e->expiry = r->expiry;
         e->version = r->version;
+        if (r->pid)
+            e->last_pid = r->pid;
         return 1;
     }
     /* a clean start replaced the session of this client id: the old one is gone */
@@ -296,7 +298,7 @@ static int apply_sess(store_state_t *s, const store_rec_t *r)
     memcpy(id, r->str, r->str_len);
     id[r->str_len] = 0;
     *e = (ssess_t){.sid = r->sid, .client_id = id, .id_len = r->str_len, .expiry = r->expiry,
-                   .version = r->version};
+                   .version = r->version, .last_pid = r->pid};
     if (kv_put(s->sessions, &e->sid, sizeof e->sid, e) < 0 ||
         kv_put(s->clients, id, e->id_len, e) < 0) {
         kv_del(s->sessions, &e->sid, sizeof e->sid);
@@ -447,6 +449,7 @@ static int apply_queue_exit(store_state_t *s, ssess_t *e, const store_rec_t *r)
     }
     d.pid = r->pid;
     d.state = d.qos == 2 ? OUT_WAIT_PUBREC : OUT_WAIT_PUBACK;
+    e->last_pid = r->pid;
     if (push_del(&e->out, &e->n_out, &e->cap_out, NULL, &d) < 0) {
         msg_release(s, d.m);
         return -ENOMEM;
@@ -607,7 +610,7 @@ static void snap_session(void *arg, const void *key, size_t len, void *val)
     if (sn->rc < 0)
         return;
     store_rec_t r = {.type = SR_SESS, .sid = e->sid, .expiry = e->expiry, .version = e->version,
-                     .str = e->client_id, .str_len = e->id_len};
+                     .pid = e->last_pid, .str = e->client_id, .str_len = e->id_len};
     int rc = sn->emit(sn->arg, &r);
     for (uint32_t i = 0; rc >= 0 && i < e->n_subs; i++) {
         r = (store_rec_t){.type = SR_SUB, .sid = e->sid, .options = e->subs[i].options,

@@ -285,6 +285,7 @@ fi
     echo "mosquitto=$("$MOSQ" -h 2>/dev/null | awk 'NR==1 {print $3}')"
     echo "acemq=$(cat VERSION 2>/dev/null)"
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "seconds=$BENCH_SECONDS"
     echo "window=$D"
     echo "warmup=$WARM"
@@ -408,7 +409,8 @@ w("| | |\n|---|---|")
 for k, label in [("model", "CPU"), ("nproc", "cores (nproc)"), ("mem", "memory"),
                  ("kernel", "kernel"), ("os", "system"), ("mosquitto", "Mosquitto"),
                  ("acemq", "acemq"), ("mbedtls", "mbedTLS (acemq, generator)"),
-                 ("openssl", "OpenSSL (Mosquitto)")]:
+                 ("openssl", "OpenSSL (Mosquitto)"),
+                 ("load", "load average (1, 5, 15 min) at the end of the run")]:
     w(f"| {label} | {machine.get(k, '')} |")
 w("")
 w(f"Each timed run: {machine['window']} s measured after {machine['warmup']} s of warm-up. "
@@ -456,6 +458,10 @@ for name, fig, verdict in goals:
     w(f"| {name} | {fig} | {verdict} |")
 w("")
 w("## Is the comparison fair?\n")
+w("The machine is shared: a load average above the number of cores means other processes took "
+  "CPU during the run. Mosquitto handles one packet per wake-up, so scheduling delays cost it per "
+  "message, while acemqd's batches absorb them; its figures swing more between runs on a busy "
+  "machine (QoS 0 fan-in has ranged from 24,000 to 64,000 msg/s here).\n")
 w("Checked for every message run (the table above shows lost; the JSON files hold the rest): both "
   "brokers get the same max_inflight_messages and max_queued_messages, the generator keeps the "
   "same end-to-end window per publisher (so neither broker can win by queueing), every message "

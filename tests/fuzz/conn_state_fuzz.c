@@ -53,6 +53,7 @@ static const char conf_text[] = "listener 1883\n"
                                 "retain_available true\n";
 
 static acemq_config_t cfg;
+static struct auth *auth; /* built once: with no ACE directives it keeps no per-input state */
 static listener_rt_t lrt;
 static broker_t b;
 static worker_t *w;
@@ -311,6 +312,10 @@ static void once(void)
         abort();
     }
     lrt.cfg = cfg.listeners;
+    if (!(auth = auth_new(&cfg, err, sizeof err))) {
+        fprintf(stderr, "conn_state: %s\n", err);
+        abort();
+    }
     w = calloc(1, sizeof *w);
     pthread_mutex_init(&w->inbox_lock, NULL);
     uv_loop_init(&w->loop);
@@ -321,15 +326,14 @@ static void once(void)
 
 static void broker_up(void)
 {
-    char err[256];
     memset(&b, 0, sizeof b);
     b.cfg = &cfg;
     broker_limits_from_config(&b.lim, &cfg);
     b.router = router_new();
     b.retained = retain_new(release_retained);
     b.registry = registry_new();
-    b.auth = auth_new(&cfg, err, sizeof err);
-    if (!b.router || !b.retained || !b.registry || !b.auth)
+    b.auth = auth;
+    if (!b.router || !b.retained || !b.registry)
         abort();
     b.workers = w;
     b.n_workers = 1;
@@ -358,7 +362,6 @@ static void broker_down(void)
     registry_free(b.registry);
     router_free(b.router);
     retain_free(b.retained);
-    auth_free(b.auth);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -269,7 +269,7 @@ def ws_frame():
     write("ws_frame", "fragmented_ping", bytes([1 | 4 | 8, 3, 4]) + ws(2, mqtt[:5], False) +
           ws(9, b"hi") + ws(0, mqtt[5:], False) + ws(0, b"", True) + ws(10, b""))
     write("ws_frame", "len16", bytes([1 | 4 | 24, 5, 6]) + ws(2, b"x" * 300))
-    write("ws_frame", "len64", bytes([1 | 6 | 24, 7, 8]) + ws(2, b"y" * 70000))
+    write("ws_frame", "len64_truncated", bytes([1 | 6 | 24, 7, 8]) + ws(2, b"y" * 65536)[:1200])
     write("ws_frame", "close_code", bytes([1 | 4, 9, 9]) + ws(2, b"ab") + ws(8, b"\x03\xe8bye"))
     write("ws_frame", "unmasked_server", bytes([4 | 16, 1, 1]) + ws(2, mqtt, mask=b"") +
           ws(8, b"", mask=b""))

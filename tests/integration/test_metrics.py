@@ -21,7 +21,16 @@ def start(make_broker, *lines):
     port = free_port()
     b = make_broker("metrics_listener %d 127.0.0.1" % port, "sys_interval 0", *lines)
     b.metrics_url = "http://%s:%d" % (HOST, port)
+    wait_until(lambda: connectable(port), what="the metrics listener")  # bound after MQTT's
     return b
+
+
+def connectable(port):
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture

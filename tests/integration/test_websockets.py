@@ -114,7 +114,18 @@ def ws_broker(make_broker, certs=None, *extra):
                   "certfile " + certs[0], "keyfile " + certs[1]]
     b = make_broker(*(list(extra) + lines))
     b.ws_port, b.wss_port = ws_port, wss_port
+    for port in (ws_port, wss_port):  # the fixture waits for the first listener only
+        if port:
+            wait_until(lambda: connectable(port), what="listener %d" % port)
     return b
+
+
+def connectable(port):
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 class Node:
