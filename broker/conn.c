@@ -299,11 +299,20 @@ static int process(conn_t *c, const uint8_t *frame, size_t len)
     return r;
 }
 
+/* Grows the partial-packet buffer to hold `need` bytes. It grows with the bytes that actually
+ * arrived (doubling, never past the packet's size), not with the size a header announces: a peer
+ * that sends a few header bytes and stops costs a few bytes, not max_packet_size. */
 static int rbuf_reserve(conn_t *c, size_t need)
 {
     if (need <= c->rcap)
         return 0;
-    size_t cap = need < 64 ? 64 : need;
+    size_t cap = (size_t)c->rcap * 2;
+    if (cap < 64)
+        cap = 64;
+    if (cap < need)
+        cap = need;
+    if (c->rneed && cap > c->rneed)
+        cap = c->rneed;
     uint8_t *b = realloc(c->rbuf, cap);
     if (!b)
         return -ENOMEM;
@@ -327,6 +336,11 @@ static long frame_size(conn_t *c, const uint8_t *buf, size_t len)
 {
     size_t hl;
     uint32_t rem;
+    if (c->state == CS_NEW && len > 0 && (buf[0] >> 4) != MQTT_CONNECT) {
+        /* decided from the first byte: nothing of a non-CONNECT first packet is kept */
+        conn_protocol_error(c, MQTT_RC_PROTOCOL_ERROR, "first packet is not CONNECT");
+        return -1;
+    }
     int r = proto_frame(buf, len, c->w->b->lim.max_packet_size, &hl, &rem);
     if (r == PROTO_FRAME_NEED_MORE)
         return 0;
@@ -348,11 +362,8 @@ static long feed_partial(conn_t *c, const uint8_t *data, size_t len)
         long total = frame_size(c, c->rbuf, c->rlen);
         if (total < 0)
             return -1;
-        if (total > 0) {
-            if (rbuf_reserve(c, (size_t)total) < 0)
-                return -1;
+        if (total > 0)
             c->rneed = (uint32_t)total;
-        }
         if (c->rneed && c->rlen == c->rneed) {
             int r = process(c, c->rbuf, c->rlen);
             rbuf_reset(c);
@@ -363,6 +374,10 @@ static long feed_partial(conn_t *c, const uint8_t *data, size_t len)
     size_t take = c->rneed - c->rlen;
     if (take > len)
         take = len;
+    if (rbuf_reserve(c, c->rlen + take) < 0) {
+        conn_close(c, MQTT_RC_SERVER_BUSY, "out of memory");
+        return -1;
+    }
     memcpy(c->rbuf + c->rlen, data, take);
     c->rlen += (uint32_t)take;
     if (c->rlen == c->rneed) {
@@ -396,7 +411,7 @@ static void feed(conn_t *c, const uint8_t *data, size_t len)
             continue;
         }
         /* keep the beginning of a packet for the next read */
-        if (rbuf_reserve(c, total > 0 ? (size_t)total : 8) < 0) {
+        if (rbuf_reserve(c, total > 0 ? len : 8) < 0) {
             conn_close(c, MQTT_RC_SERVER_BUSY, "out of memory");
             return;
         }

@@ -146,6 +146,7 @@ int handle_publish(conn_t *c, mqtt_packet_t *p)
     }
 
     size_t routed = 0;
+    int group = -1;
     /* $SYS is the broker's own tree: clients' messages there are acknowledged and dropped */
     if (!(pub->topic.len >= 4 && memcmp(topic, "$SYS", 4) == 0)) {
         msg_t *m = msg_new(topic, pub->topic.len, pub->payload, pub->payload_len, pub->qos,
@@ -154,12 +155,16 @@ int handle_publish(conn_t *c, mqtt_packet_t *p)
             return conn_protocol_error(c, MQTT_RC_SERVER_BUSY, "out of memory");
         m->origin = s;
         auth_limit_expiry(c, m); /* retained copies go when the publisher's token does */
+        if (pub->qos == 2 && b->store)
+            group = store_group_begin(b->store);
         routed = broker_publish_count(b, m);
         msg_unref(m);
     }
     /* after the deliveries it caused, so a stored id always comes with its deliveries */
-    if (pub->qos == 2 && b->store)
+    if (pub->qos == 2 && b->store) {
         store_in_add(b->store, s, pub->id);
+        store_group_end(b->store, group);
+    }
     if (pub->qos == 1)
         return ack_durable(c, MQTT_PUBACK, pub->id, routed ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS);
     if (pub->qos == 2)
@@ -200,7 +205,9 @@ int handle_ack(conn_t *c, mqtt_packet_t *p)
         pthread_mutex_unlock(&s->lock);
         if (found && st)
             store_in_del(st, s, id);
-        return send_ack(c, MQTT_PUBCOMP, id, found ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+        /* the client reuses the id after PUBCOMP: a stale stored id would make its next
+           message look like a duplicate after a crash */
+        return ack_durable(c, MQTT_PUBCOMP, id, found ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
     }
     default:
         return 0;

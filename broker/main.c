@@ -197,6 +197,13 @@ static void broker_destroy(broker_t *b)
     router_free(b->router);
     retain_free(b->retained);
     auth_free(b->auth);
+    for (int i = 0; b->workers && i < b->n_workers; i++) {
+        /* a start that failed after binding: the workers never ran to free these */
+        for (size_t k = 0; b->workers[i].server_fds && k < b->workers[i].n_servers; k++)
+            close(b->workers[i].server_fds[k]);
+        free(b->workers[i].server_fds);
+        free(b->workers[i].server_listeners);
+    }
     free(b->workers);
 }
 
@@ -253,6 +260,78 @@ static void on_signal(uv_signal_t *h, int signum)
     }
 }
 
+/* Logs and prints why the start failed; the caller cleans up and exits 1. */
+static int start_failed(const char *err)
+{
+    log_error("start_failed", "reason=\"%s\"", err[0] ? err : "out of memory");
+    fprintf(stderr, "acemqd: %s\n", err[0] ? err : "out of memory");
+    return 1;
+}
+
+/* Binds, drops privileges, opens the store, serves until a stop signal. Returns the exit code;
+ * every path, failed or not, releases what it built. */
+static int run_broker(acemq_config_t *cfg)
+{
+    static broker_t broker;
+    broker_t *b = &broker;
+    char err[1024] = "";
+    int rc = 1;
+    apply_logging(cfg, g_opts.verbose);
+    for (const acemq_config_warning_t *wn = cfg->warnings; wn; wn = wn->next)
+        log_warning("config_warning", "message=\"%s\"", wn->msg);
+    raise_fd_limit();
+    uv_loop_t *loop = uv_default_loop();
+    /* metrics are bound before privileges are dropped, like the MQTT listeners; the store is
+       opened after, so that its files belong to the user that writes them later */
+    if (broker_init(b, cfg, err, sizeof err) < 0 || listeners_init(b, err, sizeof err) < 0 ||
+        workers_bind(b, err, sizeof err) < 0 || metrics_start(b, loop, err, sizeof err) < 0) {
+        rc = start_failed(err);
+        goto out;
+    }
+    if (drop_privileges(cfg->user) < 0)
+        goto out;
+    if (cfg->persistence && open_store(b, err, sizeof err) < 0) {
+        rc = start_failed(err);
+        goto out;
+    }
+    b->main_loop = loop;
+    uv_signal_t sigs[5];
+    const int signums[5] = {SIGINT, SIGTERM, SIGHUP, SIGUSR2, SIGQUIT};
+    for (int i = 0; i < 5; i++) {
+        uv_signal_init(loop, &sigs[i]);
+        sigs[i].data = b;
+        uv_signal_start(&sigs[i], on_signal, signums[i]);
+    }
+    if (workers_start(b) < 0) {
+        rc = start_failed("could not start the worker threads");
+        goto out;
+    }
+    log_notice("started", "version=%s workers=%d config=%s pid=%d", ACEMQ_VERSION, b->n_workers,
+               cfg->path ? cfg->path : "(built-in)", (int)getpid());
+    notify_ready();
+    notify_status("running, %d workers", b->n_workers);
+    notify_watchdog_start(loop);
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    store_detach_workers(b->store); /* the workers are about to stop taking acks */
+    workers_stop(b);
+    store_close(b->store); /* everything written and fsynced before exit */
+    b->store = NULL;
+    for (int i = 0; i < 5; i++)
+        uv_close((uv_handle_t *)&sigs[i], NULL);
+    rc = 0;
+out:
+    store_close(b->store); /* a start that failed after the store opened: NULL otherwise */
+    b->store = NULL;
+    metrics_stop();
+    uv_run(loop, UV_RUN_NOWAIT);
+    uv_loop_close(loop);
+    broker_destroy(b);
+    if (rc == 0)
+        log_notice("stopped", "status=0");
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     char err[1024];
@@ -262,14 +341,14 @@ int main(int argc, char **argv)
     acemq_config_t *cfg = calloc(1, sizeof *cfg);
     if (!cfg || load_config(&g_opts, cfg, err, sizeof err) < 0) {
         fprintf(stderr, "%s\n", cfg ? err : "out of memory");
+        free(cfg);
         return 1;
     }
-    if (g_opts.port && !config_add_listener(cfg, g_opts.port, "127.0.0.1")) {
+    if ((g_opts.port && !config_add_listener(cfg, g_opts.port, "127.0.0.1")) ||
+        (!cfg->listeners && !config_add_listener(cfg, 1883, "127.0.0.1"))) {
         fprintf(stderr, "acemqd: out of memory\n");
-        return 1;
-    }
-    if (!cfg->listeners && !config_add_listener(cfg, 1883, "127.0.0.1")) {
-        fprintf(stderr, "acemqd: out of memory\n");
+        config_free(cfg);
+        free(cfg);
         return 1;
     }
     if (g_opts.dump_store) {
@@ -286,74 +365,8 @@ int main(int argc, char **argv)
         free(cfg);
         return 0;
     }
-    apply_logging(cfg, g_opts.verbose);
-    for (const acemq_config_warning_t *wn = cfg->warnings; wn; wn = wn->next)
-        log_warning("config_warning", "message=\"%s\"", wn->msg);
-    raise_fd_limit();
-
-    static broker_t broker;
-    broker_t *b = &broker;
-    if (broker_init(b, cfg, err, sizeof err) < 0) {
-        log_error("start_failed", "reason=\"%s\"", err[0] ? err : "out of memory");
-        return 1;
-    }
-    if (listeners_init(b, err, sizeof err) < 0) {
-        log_error("start_failed", "reason=\"%s\"", err);
-        fprintf(stderr, "acemqd: %s\n", err);
-        return 1;
-    }
-    if (workers_bind(b, err, sizeof err) < 0) {
-        log_error("start_failed", "reason=\"%s\"", err);
-        fprintf(stderr, "acemqd: %s\n", err);
-        return 1;
-    }
-    /* bound before privileges are dropped, like the MQTT listeners; served by the main loop */
-    if (metrics_start(b, uv_default_loop(), err, sizeof err) < 0) {
-        log_error("start_failed", "reason=\"%s\"", err);
-        fprintf(stderr, "acemqd: %s\n", err);
-        return 1;
-    }
-    if (drop_privileges(cfg->user) < 0)
-        return 1;
-    /* after the privilege drop, so that the files belong to the user that writes them later */
-    if (cfg->persistence && open_store(b, err, sizeof err) < 0) {
-        log_error("start_failed", "reason=\"%s\"", err);
-        fprintf(stderr, "acemqd: %s\n", err);
-        return 1;
-    }
-
-    uv_loop_t *loop = uv_default_loop();
-    b->main_loop = loop;
-    uv_signal_t sigs[5];
-    const int signums[5] = {SIGINT, SIGTERM, SIGHUP, SIGUSR2, SIGQUIT};
-    for (int i = 0; i < 5; i++) {
-        uv_signal_init(loop, &sigs[i]);
-        sigs[i].data = b;
-        uv_signal_start(&sigs[i], on_signal, signums[i]);
-    }
-    if (workers_start(b) < 0) {
-        log_error("start_failed", "reason=\"could not start the worker threads\"");
-        return 1;
-    }
-    log_notice("started", "version=%s workers=%d config=%s pid=%d", ACEMQ_VERSION, b->n_workers,
-               cfg->path ? cfg->path : "(built-in)", (int)getpid());
-    notify_ready();
-    notify_status("running, %d workers", b->n_workers);
-    notify_watchdog_start(loop);
-    uv_run(loop, UV_RUN_DEFAULT);
-
-    store_detach_workers(b->store); /* the workers are about to stop taking acks */
-    workers_stop(b);
-    store_close(b->store); /* everything written and fsynced before exit */
-    b->store = NULL;
-    metrics_stop();
-    for (int i = 0; i < 5; i++)
-        uv_close((uv_handle_t *)&sigs[i], NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    uv_loop_close(loop);
-    broker_destroy(b);
+    int rc = run_broker(cfg);
     config_free(cfg);
     free(cfg);
-    log_notice("stopped", "status=0");
-    return 0;
+    return rc;
 }

@@ -27,10 +27,11 @@
 #include "broker/store.h"
 #include "broker/store_int.h"
 
-enum { COMPACT_MIN_BYTES = 1 << 20, COMPACT_TIMER_MIN_BYTES = 64 << 10 };
+enum { COMPACT_MIN_BYTES = 1 << 20, COMPACT_TIMER_MIN_BYTES = 64 << 10, MAX_TXNS = 64 };
 
 typedef struct store_op {
     struct store_op *next;
+    uint64_t seq;
     store_rec_t rec;
     char str[]; /* rec.str points here */
 } store_op_t;
@@ -61,6 +62,7 @@ struct store {
     uint64_t next_sid;
     waiter_t *waiters;
     size_t n_waiters, cap_waiters;
+    uint64_t txn_start[MAX_TXNS]; /* first sequence number of each open group, 0 = free */
     bool acks_off, stopping, compact_requested, running;
     pthread_t thread;
 
@@ -110,7 +112,7 @@ static void append_locked(store_t *st, store_op_t *op)
 {
     if (!op)
         return;
-    st->next_seq++;
+    op->seq = st->next_seq++;
     if (st->tail)
         st->tail->next = op;
     else
@@ -285,6 +287,52 @@ void store_retained(store_t *st, msg_t *m)
         op = op_new(SR_RETCLR, 0, m->topic, m->topic_len);
     }
     append(st, op);
+}
+
+int store_group_begin(store_t *st)
+{
+    pthread_mutex_lock(&st->lock);
+    int slot = -1;
+    for (int i = 0; i < MAX_TXNS && slot < 0; i++)
+        if (!st->txn_start[i])
+            slot = i;
+    if (slot >= 0)
+        st->txn_start[slot] = st->next_seq;
+    pthread_mutex_unlock(&st->lock);
+    return slot; /* no free slot: the records are written as they come, still in order */
+}
+
+void store_group_end(store_t *st, int slot)
+{
+    if (slot < 0)
+        return;
+    pthread_mutex_lock(&st->lock);
+    st->txn_start[slot] = 0;
+    pthread_cond_signal(&st->wake);
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* With st->lock held: the operations the writer may take now, i.e. those before the first
+ * record of any group still being appended. */
+static store_op_t *take_ops(store_t *st, uint64_t *upto)
+{
+    uint64_t limit = UINT64_MAX;
+    for (int i = 0; i < MAX_TXNS; i++)
+        if (st->txn_start[i] && st->txn_start[i] < limit)
+            limit = st->txn_start[i];
+    store_op_t *ops = st->head, *last = NULL;
+    for (store_op_t *o = st->head; o && o->seq < limit; o = o->next)
+        last = o;
+    if (!last) {
+        *upto = ops ? ops->seq - 1 : st->next_seq - 1;
+        return NULL;
+    }
+    st->head = last->next;
+    if (!st->head)
+        st->tail = NULL;
+    last->next = NULL;
+    *upto = st->head ? st->head->seq - 1 : st->next_seq - 1;
+    return ops;
 }
 
 /* ---- acknowledgements ------------------------------------------------------------------------- */
@@ -480,9 +528,8 @@ static void maybe_compact(store_t *st, uint64_t now, bool requested)
  * with st->lock held, returns with it held. */
 static void writer_round(store_t *st)
 {
-    store_op_t *ops = st->head;
-    st->head = st->tail = NULL;
-    uint64_t upto = st->next_seq - 1;
+    uint64_t upto;
+    store_op_t *ops = take_ops(st, &upto);
     bool stopping = st->stopping, requested = st->compact_requested;
     st->compact_requested = false;
     pthread_mutex_unlock(&st->lock);

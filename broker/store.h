@@ -86,6 +86,12 @@ void store_in_del(store_t *st, session_t *s, uint16_t id);
 /* The retained message of m's topic is now m (an empty payload clears it). */
 void store_retained(store_t *st, msg_t *m);
 
+/* Records appended between these two calls reach the file together (the writer never takes part
+ * of them): the deliveries of one QoS 2 PUBLISH and its packet id, so that after a crash either
+ * both are there (a resent PUBLISH is a duplicate) or neither (it is routed). Returns a slot. */
+int store_group_begin(store_t *st);
+void store_group_end(store_t *st, int slot);
+
 /* ---- acknowledgements that wait for the disk (fsync always) -------------------------------- */
 
 /* True when QoS 1/2 acknowledgements must wait for store_ack_later. */

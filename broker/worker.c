@@ -484,6 +484,9 @@ void workers_stop(broker_t *b)
         free(w->servers);
         free(w->server_fds);
         free(w->server_listeners);
+        w->servers = NULL;
+        w->server_fds = NULL;
+        w->server_listeners = NULL;
         uv_loop_close(&w->loop);
         pthread_mutex_destroy(&w->inbox_lock);
     }

@@ -9,8 +9,8 @@
 # The project sources are compiled once with -fsanitize=fuzzer-no-link,address,undefined into
 # build-fuzz/libacemq-fuzz.a; each target links it with -fsanitize=fuzzer. The committed corpus
 # (tests/fuzz/corpus/<name>/) is read but never written: new inputs go to
-# build-fuzz/work/<name>/corpus, findings to build-fuzz/work/<name>/ (crash-*, leak-*, oom-*,
-# timeout-*). Prints one line per target (exec/s, total executions, finding) and a count line;
+# build-fuzz/work/<name>/corpus (build-fuzz/ci/ in --ci mode), findings to the same directory
+# (crash-*, leak-*, oom-*, timeout-*); copy a finding to tests/fuzz/crashes-found/ to keep it. Prints one line per target (exec/s, total executions, finding) and a count line;
 # exits non-zero when a target failed to build or found something.
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -36,7 +36,7 @@ if ! command -v "$CC" >/dev/null 2>&1; then
     exit 1
 fi
 
-mkdir -p "$OUT/obj" "$OUT/work"
+mkdir -p "$OUT/obj"
 
 # ---- the library ------------------------------------------------------------------------------
 # Rebuilt per object when the source or any project header is newer than the object.
@@ -87,9 +87,13 @@ for t in $targets; do
     fi
 done
 
-run_one() { # $1 = target; writes $OUT/work/$1/{log,result}
+# CI runs keep their own work directories, so `make test` and `make fuzz` can run side by side.
+WORK="$OUT/work"
+[ "$CI" = 1 ] && WORK="$OUT/ci"
+
+run_one() { # $1 = target; writes $WORK/$1/{log,rc} and any findings
     t=$1
-    w="$OUT/work/$t"
+    w="$WORK/$t"
     rm -rf "$w/crash-"* "$w/leak-"* "$w/oom-"* "$w/timeout-"* "$w/slow-unit-"*
     mkdir -p "$w/corpus" "tests/fuzz/corpus/$t"
     dict=""
@@ -128,7 +132,7 @@ for t in $targets; do
         failed=$((failed + 1))
         continue
     fi
-    w="$OUT/work/$t"
+    w="$WORK/$t"
     rc=$(cat "$w/rc" 2>/dev/null || echo 1)
     execs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$w/log" | grep -Eo '[0-9]+$' | tail -1)
     rate=$(grep -Eo 'stat::average_exec_per_sec: *[0-9]+' "$w/log" | grep -Eo '[0-9]+$' | tail -1)

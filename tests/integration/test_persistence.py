@@ -44,7 +44,10 @@ class Daemon:
         self.conf = os.path.join(self.tmp, "acemq.conf")
         self.logpath = os.path.join(self.tmp, "stderr.log")
         lines = ["listener %d %s" % (self.port, HOST), "allow_anonymous true", "workers 2",
-                 "persistence true", "persistence_location " + self.data, "fsync " + fsync]
+                 "persistence true", "persistence_location " + self.data, "fsync " + fsync,
+                 # the queue limit would drop (and count) messages of a fast stream to a slow
+                 # subscriber; that is the limits' business, not persistence's
+                 "max_queued_messages 1000000"]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines + list(extra)) + "\n")
         self.proc = None

@@ -105,14 +105,20 @@ def certs():
 
 def ws_broker(make_broker, certs=None, *extra):
     """A broker with its TCP listener plus ws:// (b.ws_port) and, given certs, wss:// (b.wss_port)."""
-    ws_port = free_port()
-    lines = ["listener %d 127.0.0.1" % ws_port, "protocol websockets"]
-    wss_port = None
-    if certs:
-        wss_port = free_port()
-        lines += ["listener %d 127.0.0.1" % wss_port, "protocol websockets",
-                  "certfile " + certs[0], "keyfile " + certs[1]]
-    b = make_broker(*(list(extra) + lines))
+    for attempt in range(3):
+        ws_port = free_port()
+        lines = ["listener %d 127.0.0.1" % ws_port, "protocol websockets"]
+        wss_port = None
+        if certs:
+            wss_port = free_port()
+            lines += ["listener %d 127.0.0.1" % wss_port, "protocol websockets",
+                      "certfile " + certs[0], "keyfile " + certs[1]]
+        try:
+            b = make_broker(*(list(extra) + lines))
+            break
+        except AssertionError as e:  # free_port() can hand the fixture's own port out again
+            if attempt == 2 or "already defined" not in str(e):
+                raise
     b.ws_port, b.wss_port = ws_port, wss_port
     for port in (ws_port, wss_port):  # the fixture waits for the first listener only
         if port:

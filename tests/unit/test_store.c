@@ -7,6 +7,7 @@
  * The store runs without its writer thread here: store_close() and store_compact() then do the
  * writer's work in the calling thread, which keeps the tests deterministic.
  */
+#include "broker/log.h"
 #include "broker/retain.h"
 #include "broker/router.h"
 #include "broker/store.h"
@@ -539,6 +540,7 @@ TEST(dump_prints_the_contents)
 
 int main(void)
 {
+    log_configure(LOG_TO_STDERR, NULL, 1u << LOGL_ERROR); /* the store's info lines are noise here */
     RUN(crc32_matches_the_standard_check_value);
     RUN(records_round_trip);
     RUN(every_record_type_replays);
