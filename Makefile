@@ -72,13 +72,15 @@ deps:
 	@sh tools/install-deps.sh
 
 run: deps
-	$(MAKE) $(B)/acemqd
+	$(MAKE) -j$(JOBS) $(B)/acemqd
 	$(B)/acemqd -c etc/acemq.conf
 
 # `make test`: dependencies, the normal build, the sanitizer build, then every test against both.
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+
 test: deps
-	$(MAKE) all
-	$(MAKE) SAN=1 all
+	$(MAKE) -j$(JOBS) all
+	$(MAKE) -j$(JOBS) SAN=1 all
 	sh tests/run.sh
 
 asan:
