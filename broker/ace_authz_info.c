@@ -17,6 +17,7 @@
 
 #include "broker/auth_int.h"
 #include "broker/log.h"
+#include "broker/metrics.h"
 
 enum { RATE_SLOTS = 256, RATE_BURST = 10, RATE_WINDOW_S = 10 };
 
@@ -223,6 +224,9 @@ static uint8_t upload(conn_t *c, const uint8_t *tok, size_t len)
     /* A symmetric-key token verifies in microseconds; an ES256 one costs ~1 ms on this loop, which
      * the rate limit above bounds. */
     int rc = ace_token_verify_cached(p->cache, p->trust, tok, len, auth_now(), &cl);
+    metrics_count_token(0, rc);
+    if (rc == 0 && (rc = auth_admit_token(p, &cl, auth_now())) < 0) /* exi, cnonce: as at CONNECT */
+        ace_claims_free(&cl);
     if (rc < 0) {
         log_info("authz_info_refused", "client=%s peer=%s error=\"%s\"", c->client_id,
                  c->stream ? c->stream->peer : "-", ace_strerror(rc));

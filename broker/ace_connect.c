@@ -55,6 +55,7 @@ typedef struct ace_job {
     int64_t now;
     bool introspected;           /* asked the AS already (once per job) */
     ace_introspect_req_t *ireq;  /* introspection in flight */
+    uint64_t asked_ns;           /* uv_hrtime() when it was asked, for the latency metric */
 } ace_job_t;
 
 int64_t ace_deadline(const policy_t *p, const ace_claims_t *cl, int64_t now)
@@ -67,14 +68,6 @@ int64_t ace_deadline(const policy_t *p, const ace_claims_t *cl, int64_t now)
 }
 
 /* ---- the checks (any thread) ------------------------------------------------------------------ */
-
-static size_t exi_prefix(const policy_t *p, const ace_claims_t *cl)
-{
-    size_t al = p->audience ? strlen(p->audience) : 0;
-    if (al && cl->cti_len > al && memcmp(cl->cti, p->audience, al) == 0)
-        return al;
-    return cl->cti_len > 8 ? cl->cti_len - 8 : 0;
-}
 
 static void pop_check(ace_job_t *j)
 {
@@ -98,10 +91,10 @@ static void job_run(ace_job_t *j)
     policy_t *p = j->p;
     j->rc = 0;
     if (j->tok && !j->tok_known) {
+        /* Only the signature and the claims: the stateful rules (exi, cnonce) run in job_done on
+         * every presentation, so that a cache hit cannot skip them. */
         j->rc = ace_token_verify(p->trust, j->tok, j->tok_len, j->now, &j->claims);
-        /* exi's replay rule applies when a token is first seen, not on every reconnect */
-        if (j->rc == 0)
-            j->rc = ace_exi_check_claims(auth_exi(p->holder), &j->claims, exi_prefix(p, &j->claims));
+        metrics_count_token(0, j->rc);
         if (j->rc == 0) {
             int64_t until = ace_deadline(p, &j->claims, j->now);
             ace_token_cache_put(p->cache, &j->claims, j->now, until ? until : j->now + 3600);
@@ -199,20 +192,38 @@ static size_t json_str(char *out, size_t cap, const char *s)
     return n;
 }
 
-void ace_refuse_hint(conn_t *c, uint8_t rc3, const char *why)
+/* The AS Request Creation Hints object (decision 4). With ace_cnonce it carries a fresh cnonce
+ * that the broker remembers, and that a token must bring back (RFC 9200 §5.3). */
+static int hint_json(conn_t *c, const policy_t *p, char *json, size_t cap)
+{
+    char as[512], aud[512], cn[64] = "";
+    json_str(as, sizeof as, p->as_hint);
+    json_str(aud, sizeof aud, p->audience ? p->audience : "");
+    if (p->cnonce) {
+        uint8_t n[AUTH_CNONCE_LEN];
+        char b[48];
+        if (auth_cnonce_issue(c->w->b->auth, n, auth_now()) == 0 &&
+            ace_b64url_encode(n, sizeof n, b, sizeof b) >= 0)
+            snprintf(cn, sizeof cn, ",\"cnonce\":\"%s\"", b);
+        sodium_memzero(n, sizeof n);
+    }
+    int n = snprintf(json, cap, "{\"AS\":\"%s\"%s%s%s%s}", as, aud[0] ? ",\"audience\":\"" : "",
+                     aud, aud[0] ? "\"" : "", cn);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+/* CONNACK 0x87 (3.1.1: rc3) with the hints, counted under `reason` (a fixed token), and close. */
+static void refuse(conn_t *c, uint8_t rc3, const char *why, const char *reason)
 {
     policy_t *p = c->authc ? c->authc->pol : NULL;
     bool v5 = c->version == MQTT_V5;
     mqtt_packet_t ack = {.type = MQTT_CONNACK};
     mqtt_props_t *pr = &ack.u.connack.props;
     ack.u.connack.rc = v5 ? MQTT_RC_NOT_AUTHORIZED : rc3;
-    char json[1200], as[512], aud[512];
+    char json[1200];
     mqtt_user_prop_t up;
-    if (v5 && p && p->as_hint) { /* AS Request Creation Hints (decision 4) */
-        json_str(as, sizeof as, p->as_hint);
-        json_str(aud, sizeof aud, p->audience ? p->audience : "");
-        int n = snprintf(json, sizeof json, "{\"AS\":\"%s\"%s%s%s}", as,
-                         aud[0] ? ",\"audience\":\"" : "", aud, aud[0] ? "\"" : "");
+    int n = v5 && p && p->as_hint ? hint_json(c, p, json, sizeof json) : -1;
+    if (n > 0) {
         up.name = (mqtt_str_t){(const uint8_t *)"ace_as_hint", 11};
         up.value = (mqtt_str_t){(const uint8_t *)json, (uint16_t)n};
         pr->present |= MQTT_PROP_BIT(MQTT_PROP_USER_PROPERTY);
@@ -224,10 +235,15 @@ void ace_refuse_hint(conn_t *c, uint8_t rc3, const char *why)
         pr->reason_string = (mqtt_str_t){(const uint8_t *)why, (uint16_t)strlen(why)};
     }
     conn_send(c, &ack);
-    metrics_count_auth(c->w->b, 0, "ace_refused");
+    metrics_count_auth(c->w->b, 0, reason);
     log_notice("connect_refused", "client=%s peer=%s rc=0x%02x reason=\"%s\"", c->client_id,
                c->stream ? c->stream->peer : "-", ack.u.connack.rc, why);
     conn_close(c, -1, why);
+}
+
+void ace_refuse_hint(conn_t *c, uint8_t rc3, const char *why)
+{
+    refuse(c, rc3, why, "ace_refused");
 }
 
 static void send_auth(conn_t *c, uint8_t rc, const uint8_t *data, size_t len)
@@ -264,7 +280,7 @@ static int save_connect(conn_t *c, const mqtt_connect_t *k)
 static void accept_saved(conn_t *c)
 {
     auth_conn_t *a = c->authc;
-    proto_ctx_t ctx = {PROTO_ROLE_SERVER, 0, false};
+    proto_ctx_t ctx = {PROTO_ROLE_SERVER, 0, false, 0}; /* limits were checked on arrival */
     mqtt_packet_t p;
     const char *why = NULL;
     if (proto_decode(&ctx, a->connect, a->connect_len, &p, &why) != MQTT_RC_SUCCESS) {
@@ -278,16 +294,19 @@ static void accept_saved(conn_t *c)
     a->connect = NULL;
 }
 
-static bool bearer_ok(conn_t *c, const ace_claims_t *cl)
+/* A token without cnf is a bearer token: accepted only where the listener says ace_bearer, and only
+ * a JWT (what OAuth servers issue) or a token the AS vouched for by introspection (glewlwyd's
+ * JWTs when the broker has no key for them). */
+static bool bearer_ok(conn_t *c, const ace_claims_t *cl, bool introspected)
 {
-    return !cl->has_cnf && c->listener && c->listener->ace_bearer && cl->is_jwt;
+    return !cl->has_cnf && c->listener && c->listener->ace_bearer && (cl->is_jwt || introspected);
 }
 
 /* The token (and its PoP, where there was one) is good: it becomes the connection's grant. */
-static int take_claims(conn_t *c, const ace_claims_t *cl)
+static int take_claims(conn_t *c, const ace_claims_t *cl, bool introspected)
 {
     grant_t *g = NULL;
-    if (grant_from_claims(c->authc->pol, cl, bearer_ok(c, cl), &g) < 0)
+    if (grant_from_claims(c->authc->pol, cl, bearer_ok(c, cl, introspected), &g) < 0)
         return -1;
     authc_set_grant(c, g);
     c->anonymous = false;
@@ -319,13 +338,40 @@ static void challenge(conn_t *c, const ace_claims_t *cl, int phase)
     send_auth(c, MQTT_RC_CONTINUE_AUTHENTICATION, a->rs_nonce, sizeof a->rs_nonce);
 }
 
+/* A fixed label for the metrics' failure reasons (a handful, so they keep their own series). */
+static const char *failure_reason(int rc)
+{
+    switch (rc) {
+    case ACE_E_EXPIRED:
+    case ACE_E_NOT_YET_VALID:
+        return "token_expired";
+    case ACE_E_BAD_SIGNATURE:
+        return "token_or_pop_bad";
+    case ACE_E_REPLAY:
+        return "token_replay";
+    case ACE_E_NONCE:
+        return "token_cnonce";
+    case ACE_INTROSPECT_E_INACTIVE:
+        return "introspection_inactive";
+    case ACE_INTROSPECT_E_CONNECT:
+    case ACE_INTROSPECT_E_TIMEOUT:
+    case ACE_INTROSPECT_E_HTTP:
+    case ACE_INTROSPECT_E_RESPONSE:
+    case ACE_INTROSPECT_E_TLS:
+        return "introspection_failed";
+    default:
+        return "token_invalid";
+    }
+}
+
 static void connect_failed(conn_t *c, int rc)
 {
     log_info("ace_token_refused", "client=%s peer=%s error=\"%s\"", c->client_id,
              c->stream ? c->stream->peer : "-", ace_introspect_strerror(rc));
-    ace_refuse_hint(c, MQTT311_CONNACK_NOT_AUTHORIZED,
-                    rc == ACE_E_BAD_SIGNATURE ? "token or proof of possession not valid"
-                                              : ace_introspect_strerror(rc));
+    refuse(c, MQTT311_CONNACK_NOT_AUTHORIZED,
+           rc == ACE_E_BAD_SIGNATURE ? "token or proof of possession not valid"
+                                     : ace_introspect_strerror(rc),
+           failure_reason(rc));
 }
 
 static void reauth_done(conn_t *c, ace_job_t *j)
@@ -335,10 +381,10 @@ static void reauth_done(conn_t *c, ace_job_t *j)
         challenge(c, &j->claims, PH_REAUTH_CHALLENGE);
         return;
     }
-    if (j->rc == 0 && j->purpose == J_REAUTH_TOKEN && !bearer_ok(c, &j->claims))
+    if (j->rc == 0 && j->purpose == J_REAUTH_TOKEN && !bearer_ok(c, &j->claims, j->introspected))
         j->rc = ACE_E_NO_CNF;
     const ace_claims_t *src = j->purpose == J_REAUTH_TOKEN ? &j->claims : a->pending;
-    if (j->rc == 0 && (!src || take_claims(c, src) < 0))
+    if (j->rc == 0 && (!src || take_claims(c, src, j->introspected) < 0))
         j->rc = ACE_E_CLAIM;
     a->phase = PH_IDLE;
     pending_clear(a);
@@ -358,6 +404,8 @@ static void on_introspected(void *arg, int status, const ace_claims_t *cl)
     ace_job_t *j = arg;
     j->ireq = NULL;
     j->rc = status;
+    metrics_observe_introspection((double)(uv_hrtime() - j->asked_ns) / 1e9, status);
+    metrics_count_token(1, status);
     if (status == 0 && ace_claims_copy(&j->claims, cl) < 0)
         j->rc = ACE_E_NOMEM;
     if (status != 0)
@@ -375,6 +423,7 @@ static bool maybe_introspect(ace_job_t *j)
         (j->rc != ACE_E_MALFORMED && j->rc != ACE_E_UNKNOWN_ISSUER && j->rc != ACE_E_TOO_LARGE))
         return false;
     j->introspected = true;
+    j->asked_ns = uv_hrtime();
     ace_claims_free(&j->claims);
     return ace_introspect_token(j->p->introspect, &j->c->w->loop, j->tok, j->tok_len,
                                 on_introspected, j, &j->ireq) == 0;
@@ -391,16 +440,19 @@ static void job_done(ace_job_t *j)
     if (maybe_introspect(j))
         return; /* the AS answers later, on this loop */
     a->job = NULL;
+    if (j->rc == 0 && j->tok) /* a token presented now, its signature checked or cached */
+        j->rc = auth_admit_token(j->p, &j->claims, auth_now());
     if (j->purpose == J_REAUTH_TOKEN || j->purpose == J_REAUTH_RESPONSE) {
         reauth_done(c, j);
     } else if (j->rc < 0) {
         connect_failed(c, j->rc);
     } else if (j->purpose == J_CONNECT_TOKEN && j->claims.has_cnf && c->version == MQTT_V5) {
         challenge(c, &j->claims, PH_CHALLENGE);
-    } else if (j->purpose == J_CONNECT_TOKEN && !bearer_ok(c, &j->claims)) {
+    } else if (j->purpose == J_CONNECT_TOKEN && !bearer_ok(c, &j->claims, j->introspected)) {
         connect_failed(c, ACE_E_NO_CNF);
     } else if ((j->purpose == J_CONNECT_RESPONSE && !a->pending) ||
-               take_claims(c, j->purpose == J_CONNECT_RESPONSE ? a->pending : &j->claims) < 0) {
+               take_claims(c, j->purpose == J_CONNECT_RESPONSE ? a->pending : &j->claims,
+                           j->introspected) < 0) {
         connect_failed(c, ACE_E_CLAIM);
     } else {
         if (j->purpose == J_CONNECT_POP) {

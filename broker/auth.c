@@ -12,6 +12,7 @@
  * ace_public_topic filters, and denials follow RFC 9431's table (DISCONNECT 0x87 for a QoS 0
  * PUBLISH, closing 3.1.1 connections).
  */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +24,33 @@
 #include "broker/metrics.h"
 #include "tls/tls.h"
 
+/* How many issued cnonces are remembered, and for how long: long enough for a client to go to the
+ * AS and back, bounded so that refused CONNECTs cannot grow memory (the oldest is forgotten). */
+enum { CNONCE_SLOTS = 4096, AUTH_CNONCE_TTL_S = 300, EXI_ISSUERS = 256 };
+
+typedef struct {
+    uint8_t n[AUTH_CNONCE_LEN];
+    int64_t until; /* 0: free or used */
+} cnonce_slot_t;
+
+/* Per issuer, the token that set the highest exi sequence number, so that the same token can
+ * reconnect within its window while older numbers stay refused. */
+typedef struct {
+    char iss[256];
+    uint8_t digest[32];
+    int64_t until; /* first seen + exi */
+} exi_last_t;
+
 struct auth {
     pthread_mutex_t mu; /* guards cur; held only to take a reference or swap */
     policy_t *cur;
     ace_exi_tracker_t *exi; /* survives reloads: replay memory must not be reset by SIGHUP */
     authz_store_t *store;   /* tokens uploaded to authz-info, also kept across reloads */
+    pthread_mutex_t admit_mu; /* guards the cnonce ring and exi_last (and pairs them with exi) */
+    cnonce_slot_t *cnonces;   /* a ring: next is the oldest */
+    size_t cnonce_next;
+    exi_last_t *exi_last;
+    size_t n_exi_last;
 };
 
 int64_t auth_now(void)
@@ -192,6 +215,7 @@ static policy_t *policy_build(struct auth *a, const acemq_config_t *cfg, char *e
     p->max_token = cfg->ace_max_token_size > 0 ? (size_t)cfg->ace_max_token_size : 8192;
     p->audience = cfg->ace_audience ? strdup(cfg->ace_audience) : NULL;
     p->as_hint = cfg->ace_as_hint ? strdup(cfg->ace_as_hint) : NULL;
+    p->cnonce = cfg->ace_cnonce;
     if ((cfg->ace_audience && !p->audience) || (cfg->ace_as_hint && !p->as_hint) ||
         load_lists(p, cfg) < 0) {
         snprintf(err, cap, "out of memory");
@@ -232,9 +256,15 @@ struct auth *auth_new(const acemq_config_t *cfg, char *err, size_t cap)
         return NULL;
     }
     pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->admit_mu, NULL);
     a->exi = ace_exi_tracker_new();
     a->store = authz_store_new(1024);
-    a->cur = a->exi && a->store ? policy_build(a, cfg, err, cap) : NULL;
+    a->cnonces = calloc(CNONCE_SLOTS, sizeof *a->cnonces);
+    a->exi_last = calloc(EXI_ISSUERS, sizeof *a->exi_last);
+    bool ok = a->exi && a->store && a->cnonces && a->exi_last;
+    a->cur = ok ? policy_build(a, cfg, err, cap) : NULL;
+    if (!ok)
+        snprintf(err, cap, "out of memory");
     if (!a->cur) {
         auth_free(a);
         return NULL;
@@ -262,8 +292,93 @@ void auth_free(struct auth *a)
     policy_release(a->cur);
     ace_exi_tracker_free(a->exi);
     authz_store_free(a->store);
+    free(a->cnonces);
+    free(a->exi_last);
+    pthread_mutex_destroy(&a->admit_mu);
     pthread_mutex_destroy(&a->mu);
     free(a);
+}
+
+/* ---- token admission: exi and cnonce ---------------------------------------------------------- */
+
+int auth_cnonce_issue(struct auth *a, uint8_t out[AUTH_CNONCE_LEN], int64_t now)
+{
+    randombytes_buf(out, AUTH_CNONCE_LEN); /* libsodium: the OS CSPRNG */
+    pthread_mutex_lock(&a->admit_mu);
+    cnonce_slot_t *s = &a->cnonces[a->cnonce_next];
+    a->cnonce_next = (a->cnonce_next + 1) % CNONCE_SLOTS;
+    memcpy(s->n, out, AUTH_CNONCE_LEN);
+    s->until = now + AUTH_CNONCE_TTL_S;
+    pthread_mutex_unlock(&a->admit_mu);
+    return 0;
+}
+
+/* The live slot holding the token's cnonce, or NULL. Caller holds admit_mu. */
+static cnonce_slot_t *cnonce_find(struct auth *a, const ace_claims_t *cl, int64_t now)
+{
+    if (!cl->has_cnonce || cl->cnonce_len != AUTH_CNONCE_LEN)
+        return NULL;
+    for (size_t i = 0; i < CNONCE_SLOTS; i++) {
+        cnonce_slot_t *s = &a->cnonces[i];
+        if (s->until > now && ace_claims_check_cnonce(cl, s->n, AUTH_CNONCE_LEN) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* The sequence number follows a prefix naming this broker: its audience when the cti starts with
+ * it, else everything but the last 8 bytes (the longest number ace_exi_seq_from_cti reads). */
+static size_t exi_prefix(const policy_t *p, const ace_claims_t *cl)
+{
+    size_t al = p->audience ? strlen(p->audience) : 0;
+    if (al && cl->cti_len > al && memcmp(cl->cti, p->audience, al) == 0)
+        return al;
+    return cl->cti_len > 8 ? cl->cti_len - 8 : 0;
+}
+
+static exi_last_t *exi_last(struct auth *a, const char *iss, bool create)
+{
+    for (size_t i = 0; i < a->n_exi_last; i++)
+        if (strcmp(a->exi_last[i].iss, iss) == 0)
+            return &a->exi_last[i];
+    if (!create || a->n_exi_last == EXI_ISSUERS)
+        return NULL; /* only trusted issuers get here, so this bound is never reached in practice */
+    exi_last_t *e = &a->exi_last[a->n_exi_last++];
+    snprintf(e->iss, sizeof e->iss, "%s", iss);
+    return e;
+}
+
+/* A number above the highest seen is new (its window starts now); the token holding the highest
+ * number may come back (a reconnect) until its window closes, and keeps that window; anything
+ * else is a replay. The same answer whether or not the signature check was cached. Caller holds
+ * admit_mu. */
+static int exi_admit(struct auth *a, const policy_t *p, ace_claims_t *cl, int64_t now)
+{
+    if (!cl->has_exi)
+        return 0;
+    int rc = ace_exi_check_claims(a->exi, cl, exi_prefix(p, cl));
+    exi_last_t *e = exi_last(a, cl->iss, rc == 0);
+    if (rc == 0 && e) {
+        memcpy(e->digest, cl->digest, sizeof e->digest);
+        e->until = now + cl->exi;
+    } else if (rc == ACE_E_REPLAY && e && now < e->until &&
+               sodium_memcmp(e->digest, cl->digest, sizeof e->digest) == 0) {
+        cl->exi = e->until - now;
+        rc = 0;
+    }
+    return rc;
+}
+
+int auth_admit_token(const policy_t *p, ace_claims_t *cl, int64_t now)
+{
+    struct auth *a = p->holder;
+    pthread_mutex_lock(&a->admit_mu);
+    cnonce_slot_t *s = p->cnonce ? cnonce_find(a, cl, now) : NULL;
+    int rc = p->cnonce && !s ? ACE_E_NONCE : exi_admit(a, p, cl, now);
+    if (rc == 0 && s)
+        s->until = 0; /* used: a second token with the same cnonce is refused */
+    pthread_mutex_unlock(&a->admit_mu);
+    return rc;
 }
 
 bool auth_ace_enabled(struct auth *a)

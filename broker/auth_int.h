@@ -55,6 +55,7 @@ typedef struct policy { /* immutable after policy_build() */
     ace_token_cache_t *cache;
     char *audience, *as_hint;
     int clock_skew;
+    bool cnonce; /* ace_cnonce: hints carry a cnonce, and tokens must bring one back */
     size_t max_token;
     perm_entry_t *pub;
     size_t n_pub;
@@ -121,6 +122,17 @@ int64_t auth_now(void);
 const ace_pwfile_t *policy_pwfile(const policy_t *p, const char *path);
 const ace_acl_t *policy_acl(const policy_t *p, const char *path);
 bool policy_public(const policy_t *p, unsigned perm, const char *t, size_t len, bool filter);
+/* cnonce bytes in an AS hint: 16 from the CSPRNG (RFC 9200 asks for freshness, not a length). */
+#define AUTH_CNONCE_LEN 16
+/* A fresh cnonce for an AS hint, remembered (bounded, AUTH_CNONCE_TTL_S) until a token brings it
+ * back once. 0 or -1. */
+int auth_cnonce_issue(struct auth *a, uint8_t out[AUTH_CNONCE_LEN], int64_t now);
+/* The stateful rules a verified token must pass each time it is presented, whether its signature
+ * check came from the cache or not: the exi sequence number (RFC 9200 §5.10.3) and, with
+ * ace_cnonce, a cnonce this broker issued and nobody used yet. May shorten cl->exi to what is left
+ * of the window that started when the token was first seen. 0 or ACE_E_REPLAY / ACE_E_NONCE /
+ * ACE_E_CLAIM. */
+int auth_admit_token(const policy_t *p, ace_claims_t *cl, int64_t now);
 
 /* ace_connect.c */
 auth_result_t ace_connect(conn_t *c, const mqtt_connect_t *k, policy_t *p);

@@ -210,6 +210,8 @@ void broker_limits_from_config(limits_t *lim, const acemq_config_t *cfg)
         cfg->rate_limit_messages > 0 ? (uint32_t)cfg->rate_limit_messages : 0;
     lim->rate_limit_bytes = cfg->rate_limit_bytes;
     lim->memory_limit = cfg->memory_limit;
+    lim->message_size_limit = cfg->message_size_limit;
+    lim->max_properties_size = cfg->max_properties_size;
     snprintf(lim->auto_id_prefix, sizeof lim->auto_id_prefix, "%s",
              cfg->auto_id_prefix ? cfg->auto_id_prefix : "auto-");
 }

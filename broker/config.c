@@ -510,6 +510,17 @@ static void diff_listeners(const acemq_config_t *old, const acemq_config_t *new_
                  n->port);
 }
 
+int config_listener_needs_restart(const acemq_listener_t *old, const acemq_listener_t *new_)
+{
+    for (size_t i = 0; i < cfg_directive_count; i++) {
+        const cfg_directive_t *d = &cfg_directives[i];
+        if (d->restart && d->loff >= 0 &&
+            !same_value(d, field_of(d, NULL, old), field_of(d, NULL, new_), true))
+            return 1;
+    }
+    return is_tls(old) != is_tls(new_);
+}
+
 int config_needs_restart(const acemq_config_t *old, const acemq_config_t *new_, char *msg,
                          size_t cap)
 {

@@ -236,4 +236,8 @@ void config_free(acemq_config_t *c);
 int config_needs_restart(const acemq_config_t *old, const acemq_config_t *new_, char *msg,
                          size_t cap);
 
+/* 1 if two listeners matched by port and address differ in a setting that is only read at start
+ * (protocol, mount_point, TLS on or off...), else 0: the new block may then serve new connections. */
+int config_listener_needs_restart(const acemq_listener_t *old, const acemq_listener_t *new_);
+
 #endif

@@ -91,7 +91,7 @@ const cfg_directive_t cfg_directives[] = {
     G(user, K_WORD, true, 0, 0, NULL),
     G(pid_file, K_WORD, true, 0, 0, NULL),
     G(set_tcp_nodelay, K_BOOL, false, 0, 0, NULL),
-    G(sys_interval, K_U32, false, 0, 31536000, NULL),
+    G(sys_interval, K_U32, true, 0, 31536000, NULL),
     F("include_dir", h_include_dir, false),
     /* Protocol limits and behaviour */
     G(global_max_connections, K_INT, false, -1, INT_MAX, NULL),

@@ -284,7 +284,8 @@ static int refuse_connect(conn_t *c, const uint8_t *frame, size_t len, mqtt_rc_t
 
 static int process(conn_t *c, const uint8_t *frame, size_t len)
 {
-    proto_ctx_t ctx = {PROTO_ROLE_SERVER, c->version, c->state != CS_NEW};
+    proto_ctx_t ctx = {PROTO_ROLE_SERVER, c->version, c->state != CS_NEW,
+                       c->w->b->lim.max_properties_size};
     mqtt_packet_t p;
     const char *why = "invalid packet";
     atomic_fetch_add_explicit(&c->w->b->stats.msgs_received, 1, memory_order_relaxed);
@@ -389,44 +390,71 @@ static long feed_partial(conn_t *c, const uint8_t *data, size_t len)
     return (long)take;
 }
 
+/* One framing step: handles a whole packet, or keeps the start of one. Returns the bytes
+ * consumed, or -1 when the connection was closed. */
+static long feed_step(conn_t *c, const uint8_t *data, size_t len)
+{
+    if (c->rlen > 0)
+        return feed_partial(c, data, len);
+    long total = frame_size(c, data, len);
+    if (total < 0)
+        return -1;
+    if (total > 0 && (size_t)total <= len)
+        return process(c, data, (size_t)total) < 0 ? -1 : total;
+    /* keep the beginning of a packet for the next read */
+    if (rbuf_reserve(c, total > 0 ? len : 8) < 0) {
+        conn_close(c, MQTT_RC_SERVER_BUSY, "out of memory");
+        return -1;
+    }
+    if (total == 0) /* incomplete header: feed_partial takes it byte by byte */
+        return feed_partial(c, data, len);
+    memcpy(c->rbuf, data, len);
+    c->rlen = (uint32_t)len;
+    c->rneed = (uint32_t)total;
+    return (long)len;
+}
+
+/* Whether this second's message or byte budget is used up. */
+static bool rate_spent(const conn_t *c)
+{
+    const limits_t *lim = &c->w->b->lim;
+    return (lim->rate_limit_bytes && c->rate_bytes >= lim->rate_limit_bytes) ||
+           (lim->rate_limit_messages && c->rate_msgs >= lim->rate_limit_messages);
+}
+
+/* Keeps unread input until the next tick. At most one read's worth: reading is paused. */
+static int hold(conn_t *c, const uint8_t *data, size_t len)
+{
+    uint8_t *h = realloc(c->held, (size_t)c->held_len + len);
+    if (!h) {
+        conn_close(c, MQTT_RC_SERVER_BUSY, "out of memory");
+        return -1;
+    }
+    memcpy(h + c->held_len, data, len);
+    c->held = h;
+    c->held_len += (uint32_t)len;
+    return 0;
+}
+
+/*
+ * The budget is checked before every packet, not once per read: one read can bring tens of
+ * thousands of small PUBLISHes, and pausing after it would let all of them through. What is left
+ * of the read when the budget runs out waits in c->held for the next tick.
+ */
 static void feed(conn_t *c, const uint8_t *data, size_t len)
 {
-    while (len > 0 && c->state != CS_CLOSING) {
-        if (c->rlen > 0) {
-            long used = feed_partial(c, data, len);
-            if (used < 0)
-                return;
-            data += used;
-            len -= (size_t)used;
-            continue;
-        }
-        long total = frame_size(c, data, len);
-        if (total < 0)
-            return;
-        if (total > 0 && (size_t)total <= len) {
-            if (process(c, data, (size_t)total) < 0)
-                return;
-            data += total;
-            len -= (size_t)total;
-            continue;
-        }
-        /* keep the beginning of a packet for the next read */
-        if (rbuf_reserve(c, total > 0 ? len : 8) < 0) {
-            conn_close(c, MQTT_RC_SERVER_BUSY, "out of memory");
+    size_t done = 0;
+    while (done < len && c->state != CS_CLOSING) {
+        if (rate_spent(c)) {
+            if (hold(c, data + done, len - done) == 0)
+                conn_check_rate(c);
             return;
         }
-        if (total == 0) { /* incomplete header: feed_partial takes it byte by byte */
-            long used = feed_partial(c, data, len);
-            if (used < 0)
-                return;
-            data += used;
-            len -= (size_t)used;
-            continue;
-        }
-        memcpy(c->rbuf, data, len);
-        c->rlen = (uint32_t)len;
-        c->rneed = (uint32_t)total;
-        return;
+        long used = feed_step(c, data + done, len - done);
+        if (used < 0)
+            return;
+        done += (size_t)used;
+        c->rate_bytes += (uint64_t)used;
     }
 }
 
@@ -434,16 +462,34 @@ static void feed(conn_t *c, const uint8_t *data, size_t len)
  * backpressure) instead of being dropped, and others on the worker are not starved. */
 void conn_check_rate(conn_t *c)
 {
-    const limits_t *lim = &c->w->b->lim;
-    if (c->throttled || c->state == CS_CLOSING || !c->stream)
+    if (c->throttled || c->state == CS_CLOSING || !c->stream || !rate_spent(c))
         return;
-    if ((lim->rate_limit_bytes && c->rate_bytes > lim->rate_limit_bytes) ||
-        (lim->rate_limit_messages && c->rate_msgs > lim->rate_limit_messages)) {
-        c->throttled = true;
-        c->stream->ops->pause(c->stream, 1);
-        log_debug("throttled", "client=%s bytes=%llu messages=%u", c->client_id,
-                  (unsigned long long)c->rate_bytes, c->rate_msgs);
+    c->throttled = true;
+    c->stream->ops->pause(c->stream, 1);
+    log_debug("throttled", "client=%s bytes=%llu messages=%u held=%u", c->client_id,
+              (unsigned long long)c->rate_bytes, c->rate_msgs, c->held_len);
+}
+
+/* A new second: what was held goes first (it may spend the budget again), then reading resumes. */
+static void rate_new_second(conn_t *c)
+{
+    c->rate_bytes = 0;
+    c->rate_msgs = 0;
+    if (!c->throttled)
+        return;
+    c->throttled = false;
+    if (c->held_len) {
+        uint8_t *h = c->held;
+        size_t n = c->held_len;
+        c->held = NULL;
+        c->held_len = 0;
+        conn_ref(c);
+        feed(c, h, n);
+        free(h);
+        conn_unref(c);
     }
+    if (!c->throttled && c->state != CS_CLOSING && c->stream)
+        c->stream->ops->pause(c->stream, 0);
 }
 
 static void on_data(stream_t *s, const uint8_t *data, size_t len)
@@ -451,7 +497,6 @@ static void on_data(stream_t *s, const uint8_t *data, size_t len)
     conn_t *c = s->owner;
     c->last_rx = clock_ms();
     c->bytes_in += len;
-    c->rate_bytes += len;
     atomic_fetch_add_explicit(&c->w->b->stats.bytes_received, len, memory_order_relaxed);
     conn_ref(c);
     feed(c, data, len);
@@ -548,6 +593,7 @@ void conn_unref(conn_t *c)
     free(c->aliases);
     free(c->alias_len);
     free(c->rbuf);
+    free(c->held);
     free(c);
 }
 
@@ -586,12 +632,9 @@ void conn_tick(conn_t *c, uint64_t now)
     const limits_t *lim = &c->w->b->lim;
     if (c->state == CS_CLOSING)
         return;
-    c->rate_bytes = 0;
-    c->rate_msgs = 0;
-    if (c->throttled && c->stream) {
-        c->throttled = false;
-        c->stream->ops->pause(c->stream, 0);
-    }
+    rate_new_second(c);
+    if (c->state == CS_CLOSING)
+        return;
     if (c->state != CS_CONNECTED) {
         if (lim->connect_timeout_ms && now - c->created_at > lim->connect_timeout_ms)
             conn_close(c, MQTT_RC_MAX_CONNECT_TIME, "no CONNECT within connect_timeout");

@@ -110,6 +110,7 @@ struct session {
 
     inflight_t *out; /* outgoing QoS 1/2 awaiting acknowledgement, in send order */
     uint32_t n_out, cap_out;
+    uint64_t out_bytes; /* payload bytes of `out` still held (entries past PUBREC hold none) */
     uint16_t next_id;
 
     delivery_t *queue; /* ring buffer of deliveries not yet sent */
@@ -224,7 +225,10 @@ struct conn {
     bool counted; /* counted in clients_connected */
     bool throttled;       /* reading paused by the rate limits until the next tick */
     uint32_t rate_msgs;   /* PUBLISH packets this second */
-    uint64_t rate_bytes;  /* bytes read this second */
+    uint64_t rate_bytes;  /* bytes handled this second */
+    uint8_t *held;        /* input read past the rate budget, handled at the next tick */
+    uint32_t held_len;
+    uint32_t oversized;   /* PUBLISHes dropped for message_size_limit (log throttling) */
     struct auth_conn *authc; /* per-connection authentication state (auth.c) */
     uint8_t max_qos;         /* the listener's max_qos */
     uint16_t max_topic_alias; /* the listener's max_topic_alias */
@@ -371,6 +375,8 @@ typedef struct {
     uint32_t rate_limit_messages; /* PUBLISH per second per connection, 0 = none */
     uint64_t rate_limit_bytes;    /* bytes per second per connection, 0 = none */
     uint64_t memory_limit;        /* heap bytes before load is shed, 0 = none */
+    uint32_t message_size_limit;  /* PUBLISH (and will) payload bytes, 0 = none */
+    uint32_t max_properties_size; /* MQTT 5 property bytes per packet, 0 = none */
     char auto_id_prefix[32];
 } limits_t;
 
@@ -381,7 +387,9 @@ struct tls_server;
 
 /* A configured listener at run time (listener.c): its transport and connection count. */
 struct listener_rt {
-    const acemq_listener_t *cfg;
+    /* its block of the running configuration; a reload may point it at a newer block (atomic:
+     * the workers read it when they accept) */
+    const acemq_listener_t *_Atomic cfg;
     struct tls_server *tls; /* NULL for plain TCP */
     atomic_int conns;
 };

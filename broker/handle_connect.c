@@ -239,6 +239,10 @@ static int check_will(conn_t *c, const mqtt_connect_t *k)
     if (k->will_retain && !lim->retain_available)
         return refuse(c, MQTT_RC_RETAIN_NOT_SUPPORTED, MQTT311_CONNACK_UNAVAILABLE,
                       "retained will but retain is not available");
+    /* a will is a PUBLISH made later: refused up front, as Mosquitto does */
+    if (lim->message_size_limit && k->will_payload_len > lim->message_size_limit)
+        return refuse(c, MQTT_RC_PACKET_TOO_LARGE, MQTT311_CONNACK_NOT_AUTHORIZED,
+                      "will payload larger than message_size_limit");
     if (!auth_may_publish(c, (const char *)k->will_topic.p, k->will_topic.len))
         return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
                       "will topic not authorized");

@@ -211,6 +211,13 @@ static void broker_destroy(broker_t *b)
 
 static options_t g_opts;
 
+/* Reloaded configurations whose listener blocks serve connections: freed at exit. */
+typedef struct in_use {
+    acemq_config_t *cfg;
+    struct in_use *next;
+} in_use_t;
+static in_use_t *g_in_use;
+
 static void reload(broker_t *b)
 {
     char err[1024];
@@ -222,20 +229,54 @@ static void reload(broker_t *b)
         free(fresh);
         return;
     }
+    /* the listener main() adds (-p, or a file without any) is added again, so it is no change */
+    if (g_opts.port || !fresh->listeners)
+        config_add_listener(fresh, g_opts.port ? g_opts.port : 1883, "127.0.0.1");
     char why[1024];
     if (config_needs_restart(b->cfg, fresh, why, sizeof why))
         log_warning("reload_needs_restart", "changed=\"%s\"", why);
-    /* Limits, logging and certificates change now; the listener set stays as it was bound. */
-    broker_limits_from_config(&b->lim, fresh);
+    /* Limits, logging and certificates change now; the listener set stays as it was bound. The
+     * limits are built aside and copied in one go, never zeroed under the workers' feet. */
+    limits_t lim;
+    broker_limits_from_config(&lim, fresh);
+    b->lim = lim;
     listeners_reload(b, fresh);
     /* new connections get the new access policy; open ones keep the one they started with */
-    if (auth_reload(b->auth, fresh, err, sizeof err) < 0)
+    bool kept = false;
+    if (auth_reload(b->auth, fresh, err, sizeof err) < 0) {
         log_error("auth_reload_failed", "reason=\"%s\" action=\"keeping the running access "
                   "policy\"", err);
+    } else {
+        /* and the new listener blocks (allow_anonymous, password_file, max_connections...), unless
+         * a block changed in a way only a restart applies; open connections keep pointing at the
+         * block they started with, so a configuration in use stays allocated until exit */
+        for (size_t i = 0; i < b->n_listeners; i++) {
+            const acemq_listener_t *cur = b->listeners[i].cfg;
+            for (const acemq_listener_t *f = fresh->listeners; f; f = f->next)
+                if (f->port == cur->port &&
+                    ((!f->bind_address && !cur->bind_address) ||
+                     (f->bind_address && cur->bind_address &&
+                      strcmp(f->bind_address, cur->bind_address) == 0)) &&
+                    !config_listener_needs_restart(cur, f)) {
+                    b->listeners[i].cfg = f;
+                    kept = true;
+                    break;
+                }
+        }
+    }
     apply_logging(fresh, g_opts.verbose);
     log_reopen();
     log_notice("reloaded", "config=%s", fresh->path ? fresh->path : "(built-in)");
     notify_status("running, configuration reloaded");
+    if (kept) {
+        in_use_t *u = malloc(sizeof *u);
+        if (u) { /* without memory for the note the config leaks: it must not be freed */
+            u->cfg = fresh;
+            u->next = g_in_use;
+            g_in_use = u;
+        }
+        return;
+    }
     config_free(fresh);
     free(fresh);
 }
@@ -327,6 +368,13 @@ out:
     uv_run(loop, UV_RUN_NOWAIT);
     uv_loop_close(loop);
     broker_destroy(b);
+    while (g_in_use) {
+        in_use_t *u = g_in_use;
+        g_in_use = u->next;
+        config_free(u->cfg);
+        free(u->cfg);
+        free(u);
+    }
     if (rc == 0)
         log_notice("stopped", "status=0");
     return rc;

@@ -22,6 +22,8 @@
 
 #include <llhttp.h>
 
+#include "ace/introspect.h"
+#include "ace/token.h"
 #include "broker/config.h"
 #include "broker/log.h"
 #include "broker/retain.h"
@@ -93,6 +95,80 @@ void metrics_count_auth(broker_t *b, int ok, const char *reason)
         pthread_mutex_unlock(&reasons_lock);
     }
     atomic_fetch_add_explicit(r ? &r->n : &reasons_other, 1, memory_order_relaxed);
+}
+
+/* ---- tokens, introspection and fsync latency (any thread) ------------------------------------ */
+
+/* Token check results: a fixed set, so the label values never depend on what a client sent. */
+enum {
+    TOK_VALID, TOK_MALFORMED, TOK_BAD_SIGNATURE, TOK_UNKNOWN_ISSUER, TOK_WRONG_AUDIENCE,
+    TOK_EXPIRED, TOK_INACTIVE, TOK_UNAVAILABLE, TOK_INVALID, TOK_RESULTS
+};
+static const char *const token_results[TOK_RESULTS] = {
+    "valid", "malformed", "bad_signature", "unknown_issuer", "wrong_audience",
+    "expired", "inactive", "unavailable", "invalid"};
+static atomic_uint_fast64_t tokens[2][TOK_RESULTS]; /* [introspected][result] */
+
+static int token_result(int rc)
+{
+    switch (rc) {
+    case 0: return TOK_VALID;
+    case ACE_E_MALFORMED: case ACE_E_TOO_LARGE: return TOK_MALFORMED;
+    case ACE_E_BAD_SIGNATURE: case ACE_E_BAD_ALG: return TOK_BAD_SIGNATURE;
+    case ACE_E_UNKNOWN_ISSUER: return TOK_UNKNOWN_ISSUER;
+    case ACE_E_WRONG_AUDIENCE: return TOK_WRONG_AUDIENCE;
+    case ACE_E_EXPIRED: case ACE_E_NOT_YET_VALID: return TOK_EXPIRED;
+    case ACE_INTROSPECT_E_INACTIVE: return TOK_INACTIVE;
+    case ACE_INTROSPECT_E_CONNECT: case ACE_INTROSPECT_E_TIMEOUT: case ACE_INTROSPECT_E_HTTP:
+    case ACE_INTROSPECT_E_RESPONSE: case ACE_INTROSPECT_E_TLS: case ACE_E_NOMEM:
+        return TOK_UNAVAILABLE;
+    default: return TOK_INVALID;
+    }
+}
+
+void metrics_count_token(int introspected, int rc)
+{
+    atomic_fetch_add_explicit(&tokens[introspected ? 1 : 0][token_result(rc)], 1,
+                              memory_order_relaxed);
+}
+
+/* A latency histogram: one counter per bucket (not cumulative: the count is their sum, so a
+ * scrape always sees _count equal to the +Inf bucket), the sum and the maximum in nanoseconds. */
+enum { N_BUCKETS = 10 };
+static const double bucket_le[N_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                            0.01, 0.05, 0.25, 1.0};
+typedef struct {
+    atomic_uint_fast64_t n[N_BUCKETS + 1]; /* the last one: above 1 s */
+    atomic_uint_fast64_t sum_ns, max_ns;
+} histogram_t;
+
+static histogram_t fsync_hist, introspect_hist[2]; /* [0] answered, [1] failed */
+
+static void observe(histogram_t *h, double seconds)
+{
+    if (!(seconds >= 0)) /* also NaN */
+        seconds = 0;
+    int i = 0;
+    while (i < N_BUCKETS && seconds > bucket_le[i])
+        i++;
+    atomic_fetch_add_explicit(&h->n[i], 1, memory_order_relaxed);
+    uint64_t ns = seconds < 1e9 ? (uint64_t)(seconds * 1e9) : UINT64_MAX / 2;
+    atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
+    uint_fast64_t max = atomic_load_explicit(&h->max_ns, memory_order_relaxed);
+    while (ns > max && !atomic_compare_exchange_weak_explicit(&h->max_ns, &max, ns,
+                                                              memory_order_relaxed,
+                                                              memory_order_relaxed)) {
+    }
+}
+
+void metrics_observe_fsync(double seconds)
+{
+    observe(&fsync_hist, seconds);
+}
+
+void metrics_observe_introspection(double seconds, int status)
+{
+    observe(&introspect_hist[status == 0 || status == ACE_INTROSPECT_E_INACTIVE ? 0 : 1], seconds);
 }
 
 /* ---- rendering ------------------------------------------------------------------------------- */
@@ -214,6 +290,54 @@ static void render_traffic(out_t *o, broker_t *b)
     put(o, "acemq_messages_dropped_total{reason=\"expired\"} %" PRIu64 "\n",
         ld(&st->dropped_expired));
     put(o, "acemq_messages_dropped_total{reason=\"other\"} %" PRIu64 "\n", other);
+}
+
+/* The samples of one histogram; labels: "" or `name="value",` (with the trailing comma). */
+static void histogram_samples(out_t *o, const char *name, const char *labels, histogram_t *h)
+{
+    uint64_t cum = 0;
+    for (int i = 0; i <= N_BUCKETS; i++) {
+        cum += ld(&h->n[i]);
+        if (i < N_BUCKETS)
+            put(o, "%s_bucket{%sle=\"%g\"} %" PRIu64 "\n", name, labels, bucket_le[i], cum);
+        else
+            put(o, "%s_bucket{%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, cum);
+    }
+    size_t ll = strlen(labels); /* {a="b",} -> {a="b"} */
+    const char *open = ll ? "{" : "", *close = ll ? "}" : "";
+    int lw = ll ? (int)ll - 1 : 0;
+    put(o, "%s_sum%s%.*s%s %.9f\n", name, open, lw, labels, close,
+        (double)ld(&h->sum_ns) / 1e9);
+    put(o, "%s_count%s%.*s%s %" PRIu64 "\n", name, open, lw, labels, close, cum);
+}
+
+static void render_tokens_and_store(out_t *o)
+{
+    family(o, "acemq_token_validations_total", "counter",
+           "Access tokens checked, by method (local: signature or MAC here; introspection: the "
+           "AS's answer) and result.");
+    for (int m = 0; m < 2; m++)
+        for (int r = 0; r < TOK_RESULTS; r++)
+            put(o, "acemq_token_validations_total{method=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+                m ? "introspection" : "local", token_results[r], ld(&tokens[m][r]));
+    family(o, "acemq_introspection_seconds", "histogram",
+           "Token introspection requests, from the request to the answer (cached answers "
+           "included); outcome failed: no usable answer (AS down, timeout, HTTP error).");
+    histogram_samples(o, "acemq_introspection_seconds", "outcome=\"answered\",",
+                      &introspect_hist[0]);
+    histogram_samples(o, "acemq_introspection_seconds", "outcome=\"failed\",",
+                      &introspect_hist[1]);
+    family(o, "acemq_introspection_max_seconds", "gauge",
+           "Slowest introspection request since start.");
+    put(o, "acemq_introspection_max_seconds %.9f\n",
+        (double)(ld(&introspect_hist[0].max_ns) > ld(&introspect_hist[1].max_ns)
+                     ? ld(&introspect_hist[0].max_ns)
+                     : ld(&introspect_hist[1].max_ns)) / 1e9);
+    family(o, "acemq_store_fsync_seconds", "histogram",
+           "fdatasync calls of the persistence store's writer thread.");
+    histogram_samples(o, "acemq_store_fsync_seconds", "", &fsync_hist);
+    family(o, "acemq_store_fsync_max_seconds", "gauge", "Slowest store fdatasync since start.");
+    put(o, "acemq_store_fsync_max_seconds %.9f\n", (double)ld(&fsync_hist.max_ns) / 1e9);
 }
 
 static void render_auth_and_loops(out_t *o, broker_t *b)
@@ -370,6 +494,7 @@ static void serve(mconn_t *c)
         render_clients(&o, c->srv->b);
         render_traffic(&o, c->srv->b);
         render_auth_and_loops(&o, c->srv->b);
+        render_tokens_and_store(&o);
         if (o.failed)
             respond_text(c, 500, "Internal Server Error", "out of memory\n");
         else

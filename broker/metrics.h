@@ -37,4 +37,19 @@ void metrics_stop(void);
  */
 void metrics_count_auth(broker_t *b, int ok, const char *reason);
 
+/*
+ * Hooks for the parts that have no broker_t at hand; each is callable from any thread and costs a
+ * few relaxed atomic operations (the counters are module state: one broker per process).
+ *
+ * metrics_count_token: one access token checked. introspected: 0 = verified here (signature or
+ * MAC, then the claims), 1 = the AS's introspection answer. rc: 0 (valid) or the ACE_E_* /
+ * ACE_INTROSPECT_E_* code of the check, which becomes a fixed `result` label.
+ */
+void metrics_count_token(int introspected, int rc);
+/* One introspection request, from ace_introspect_token() to its callback; status as the callback
+ * got it (0, ACE_INTROSPECT_E_INACTIVE: the AS answered; anything else: it did not). */
+void metrics_observe_introspection(double seconds, int status);
+/* One fdatasync of the persistence store's log by its writer thread. */
+void metrics_observe_fsync(double seconds);
+
 #endif

@@ -46,6 +46,7 @@ static void drop_deliveries(session_t *s)
     for (uint32_t i = 0; i < s->n_out; i++)
         msg_unref(s->out[i].d.msg);
     s->n_out = 0;
+    s->out_bytes = 0;
     s->n_in = 0;
 }
 
@@ -197,6 +198,12 @@ static void fill_publish(mqtt_packet_t *pkt, const delivery_t *d, uint16_t id, b
     p->payload_len = m->payload_len;
 }
 
+/* Payload bytes an in-flight entry holds (none once PUBREC released the message). */
+static uint64_t held_bytes(const inflight_t *e)
+{
+    return e->d.msg ? e->d.msg->payload_len : 0;
+}
+
 static int out_push(session_t *s, const inflight_t *e)
 {
     if (s->n_out == s->cap_out) {
@@ -208,7 +215,17 @@ static int out_push(session_t *s, const inflight_t *e)
         s->cap_out = cap;
     }
     s->out[s->n_out++] = *e;
+    s->out_bytes += held_bytes(e);
     return 0;
+}
+
+/* Takes entry i out of the window and releases its message. */
+static void out_remove(session_t *s, uint32_t i)
+{
+    s->out_bytes -= held_bytes(&s->out[i]);
+    msg_unref(s->out[i].d.msg);
+    memmove(&s->out[i], &s->out[i + 1], (s->n_out - i - 1) * sizeof s->out[0]);
+    s->n_out--;
 }
 
 static uint32_t window_of(const broker_t *b, const conn_t *c)
@@ -219,13 +236,25 @@ static uint32_t window_of(const broker_t *b, const conn_t *c)
     return w;
 }
 
+/* Whether a QoS 1/2 delivery may join the window now: by count (Receive Maximum,
+ * max_inflight_messages) and by payload bytes (max_inflight_bytes). An empty window always takes
+ * one, so a message larger than max_inflight_bytes is still delivered instead of wedging the
+ * session for good. */
+static bool window_open(const broker_t *b, const session_t *s, const conn_t *c, const msg_t *m)
+{
+    if (s->n_out >= window_of(b, c))
+        return false;
+    uint64_t max = b->lim.max_inflight_bytes;
+    return !max || s->n_out == 0 || s->out_bytes + m->payload_len <= max;
+}
+
 /* Sends one delivery; returns false if it had to stay queued (window full). */
 static bool send_one(broker_t *b, session_t *s, conn_t *c, delivery_t *d, uint64_t now)
 {
     mqtt_packet_t pkt;
     uint16_t id = 0;
     if (d->qos > 0) {
-        if (s->n_out >= window_of(b, c))
+        if (!window_open(b, s, c, d->msg))
             return false;
         id = next_free_id(s);
     }
@@ -271,7 +300,7 @@ unsigned session_flush(broker_t *b, session_t *s, conn_t *c)
             msg_unref(d.msg);
             continue;
         }
-        if (head->qos > 0 && s->n_out >= window_of(b, c))
+        if (head->qos > 0 && !window_open(b, s, c, head->msg))
             break;
         delivery_t d = queue_pop(s);
         send_one(b, s, c, &d, now);
@@ -315,6 +344,7 @@ int session_ack(session_t *s, uint16_t id, mqtt_type_t type)
             done = true;
         else if (type == MQTT_PUBREC && e->state == OUT_WAIT_PUBREC) {
             e->state = OUT_WAIT_PUBCOMP;
+            s->out_bytes -= held_bytes(e);
             msg_unref(e->d.msg);
             e->d.msg = NULL;
         } else if (type == MQTT_PUBREC && e->state == OUT_WAIT_PUBCOMP) {
@@ -322,11 +352,8 @@ int session_ack(session_t *s, uint16_t id, mqtt_type_t type)
         } else {
             break;
         }
-        if (done) {
-            msg_unref(e->d.msg);
-            memmove(e, e + 1, (s->n_out - i - 1) * sizeof *e);
-            s->n_out--;
-        }
+        if (done)
+            out_remove(s, i);
         rc = 0;
         break;
     }
@@ -353,9 +380,7 @@ void session_ack_failed(session_t *s, uint16_t id)
     pthread_mutex_lock(&s->lock);
     for (uint32_t i = 0; i < s->n_out; i++) {
         if (s->out[i].id == id) {
-            msg_unref(s->out[i].d.msg);
-            memmove(&s->out[i], &s->out[i + 1], (s->n_out - i - 1) * sizeof s->out[0]);
-            s->n_out--;
+            out_remove(s, i);
             break;
         }
     }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "broker/log.h"
+#include "broker/metrics.h"
 #include "broker/store.h"
 #include "broker/store_int.h"
 
@@ -487,8 +488,14 @@ static int do_fsync(store_t *st, uint64_t now)
     st->last_sync = now;
     if (!st->dirty)
         return 0;
-    if (fdatasync(st->fd) < 0) {
-        log_error("store_fsync_failed", "file=%s error=\"%s\"", st->path, strerror(errno));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = fdatasync(st->fd), e = errno;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    metrics_observe_fsync((double)(t1.tv_sec - t0.tv_sec) +
+                          (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    if (rc < 0) {
+        log_error("store_fsync_failed", "file=%s error=\"%s\"", st->path, strerror(e));
         return -1;
     }
     st->dirty = false;

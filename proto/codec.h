@@ -126,14 +126,6 @@ typedef struct {
     uint32_t n_sub_ids;
 } prop_span_t;
 
-/*
- * Reads a property length and the properties after it, checking each identifier, type, value,
- * duplicate and the kinds of packet it may appear in. Scalars are stored in out; arrays are
- * counted in span. multi_sub_id allows a repeated Subscription Identifier.
- */
-mqtt_rc_t proto__props_decode(rd_t *r, unsigned kind, bool multi_sub_id, mqtt_props_t *out,
-                              prop_span_t *span, const char **err);
-
 /* Fills the user property and subscription identifier arrays of an already checked span. */
 void proto__props_fill(const prop_span_t *span, mqtt_user_prop_t *user, uint32_t *sub_ids);
 
@@ -150,7 +142,17 @@ typedef struct {
     uint8_t version; /* the level the packet is read with */
     uint8_t flags;   /* low nibble of the fixed header */
     const char **err;
+    uint32_t props_bytes; /* property bytes declared so far in this packet (ctx->max_props) */
 } dec_t;
+
+/*
+ * Reads a property length and the properties after it, checking the length against what is left
+ * of ctx->max_props for the packet, then each identifier, type, value, duplicate and the kinds of
+ * packet it may appear in. Scalars are stored in out; arrays are counted in span. multi_sub_id
+ * allows a repeated Subscription Identifier.
+ */
+mqtt_rc_t proto__props_decode(dec_t *d, rd_t *r, unsigned kind, bool multi_sub_id,
+                              mqtt_props_t *out, prop_span_t *span);
 
 #define DEC_FAIL(d, rc, msg)                                                                       \
     do {                                                                                           \

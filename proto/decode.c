@@ -169,7 +169,7 @@ static mqtt_rc_t dec_publish(dec_t *d, rd_t *r, mqtt_packet_t *pkt)
     prop_span_t span = {0};
     if (v5) {
         bool client = d->ctx->role == PROTO_ROLE_CLIENT;
-        mqtt_rc_t rc = proto__props_decode(r, MQTT_PUBLISH, client, &p->props, &span, d->err);
+        mqtt_rc_t rc = proto__props_decode(d, r, MQTT_PUBLISH, client, &p->props, &span);
         if (rc != MQTT_RC_SUCCESS)
             return rc;
         if (!client && span.n_sub_ids)
@@ -202,7 +202,7 @@ static mqtt_rc_t dec_ack(dec_t *d, rd_t *r, mqtt_packet_t *pkt, unsigned type)
     if (rd_left(r) == 0)
         return MQTT_RC_SUCCESS;
     prop_span_t span;
-    mqtt_rc_t rc = proto__props_decode(r, type, false, &a->props, &span, d->err);
+    mqtt_rc_t rc = proto__props_decode(d, r, type, false, &a->props, &span);
     if (rc != MQTT_RC_SUCCESS)
         return rc;
     if (rd_left(r))
@@ -222,7 +222,7 @@ static mqtt_rc_t dec_reason(dec_t *d, rd_t *r, mqtt_packet_t *pkt, unsigned type
     if (rd_left(r) == 0)
         return MQTT_RC_SUCCESS;
     prop_span_t span;
-    mqtt_rc_t rc = proto__props_decode(r, type, false, &m->props, &span, d->err);
+    mqtt_rc_t rc = proto__props_decode(d, r, type, false, &m->props, &span);
     if (rc != MQTT_RC_SUCCESS)
         return rc;
     if ((m->props.present & MQTT_PROP_BIT(MQTT_PROP_AUTH_DATA)) &&
@@ -266,7 +266,7 @@ mqtt_rc_t proto_decode(const proto_ctx_t *ctx, const uint8_t *frame, size_t len,
                        mqtt_packet_t *pkt, const char **err_desc)
 {
     const char *unused;
-    dec_t d = {ctx, ctx->version ? ctx->version : MQTT_V311, 0, err_desc ? err_desc : &unused};
+    dec_t d = {ctx, ctx->version ? ctx->version : MQTT_V311, 0, err_desc ? err_desc : &unused, 0};
     size_t hdr;
     uint32_t rem;
     mqtt_rc_t rc;

@@ -65,7 +65,7 @@ static mqtt_rc_t connect_will(dec_t *d, rd_t *r, mqtt_connect_t *c, prop_span_t 
 {
     mqtt_str_t payload;
     if (c->level >= MQTT_V5) {
-        mqtt_rc_t rc = proto__props_decode(r, PROP_KIND_WILL, false, &c->will_props, span, d->err);
+        mqtt_rc_t rc = proto__props_decode(d, r, PROP_KIND_WILL, false, &c->will_props, span);
         if (rc != MQTT_RC_SUCCESS)
             return rc;
     }
@@ -90,7 +90,7 @@ mqtt_rc_t proto__dec_connect(dec_t *d, rd_t *r, mqtt_packet_t *pkt)
     if (rc != MQTT_RC_SUCCESS)
         return rc;
     if (c->level >= MQTT_V5) {
-        rc = proto__props_decode(r, MQTT_CONNECT, false, &c->props, &span, d->err);
+        rc = proto__props_decode(d, r, MQTT_CONNECT, false, &c->props, &span);
         if (rc != MQTT_RC_SUCCESS)
             return rc;
         if ((c->props.present & MQTT_PROP_BIT(MQTT_PROP_AUTH_DATA)) &&
@@ -139,7 +139,7 @@ mqtt_rc_t proto__dec_connack(dec_t *d, rd_t *r, mqtt_packet_t *pkt)
     if (!proto__rc_allowed(MQTT_CONNACK, a->rc))
         DEC_FAIL(d, MQTT_RC_PROTOCOL_ERROR, "reason code not allowed in CONNACK");
     prop_span_t span;
-    mqtt_rc_t rc = proto__props_decode(r, MQTT_CONNACK, false, &a->props, &span, d->err);
+    mqtt_rc_t rc = proto__props_decode(d, r, MQTT_CONNACK, false, &a->props, &span);
     if (rc != MQTT_RC_SUCCESS)
         return rc;
     if ((a->props.present & MQTT_PROP_BIT(MQTT_PROP_AUTH_DATA)) &&

@@ -47,7 +47,7 @@ static mqtt_rc_t list_head(dec_t *d, rd_t *r, unsigned type, uint16_t *id, mqtt_
         DEC_FAIL(d, MQTT_RC_PROTOCOL_ERROR, "packet identifier 0");
     if (d->version < MQTT_V5)
         return MQTT_RC_SUCCESS;
-    return proto__props_decode(r, type, false, props, span, d->err);
+    return proto__props_decode(d, r, type, false, props, span);
 }
 
 mqtt_rc_t proto__dec_subscribe(dec_t *d, rd_t *r, mqtt_packet_t *pkt)

@@ -302,6 +302,10 @@ typedef struct {
     proto_role_t role; /* the side doing the decoding: a server accepts only client packets */
     uint8_t version;   /* negotiated level; 0 before CONNECT */
     bool connected;    /* a CONNECT was already accepted on this connection */
+    /* Most MQTT 5 property bytes one packet may declare, all its property blocks (a CONNECT's
+       and its will's) together; 0 = no limit beyond the packet size. The declared length is
+       checked before the block is walked, so an oversized block costs no parsing. */
+    uint32_t max_props;
 } proto_ctx_t;
 
 /*
@@ -310,6 +314,9 @@ typedef struct {
  * the packet alone and the context: reserved flags, QoS 3, packet direction, a CONNECT when
  * already connected or anything else before CONNECT, property types, duplicates and the packets
  * each property may appear in, UTF-8 validity, topic name and filter syntax, zero packet ids.
+ * Property blocks declaring more than ctx->max_props bytes in total give MQTT_RC_PACKET_TOO_LARGE:
+ * the client broke no rule of the spec, it sent more than this receiver takes, which is what
+ * 0x95 says (the same code as for max_packet_size; CONNACK and DISCONNECT may both carry it).
  * A CONNECT is decoded whatever the context's version and sets pkt->u.connect.level.
  * Returns MQTT_RC_SUCCESS or the reason code; on failure pkt holds nothing to free.
  */

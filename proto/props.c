@@ -156,15 +156,20 @@ static mqtt_rc_t prop_repeating(rd_t *r, unsigned id, prop_span_t *span, const c
     return MQTT_RC_SUCCESS;
 }
 
-mqtt_rc_t proto__props_decode(rd_t *r, unsigned kind, bool multi_sub_id, mqtt_props_t *out,
-                              prop_span_t *span, const char **err)
+mqtt_rc_t proto__props_decode(dec_t *d, rd_t *r, unsigned kind, bool multi_sub_id,
+                              mqtt_props_t *out, prop_span_t *span)
 {
-    uint32_t len;
+    const char **err = d->err;
+    uint32_t len, max = d->ctx->max_props;
     memset(span, 0, sizeof *span);
     if (!proto__rd_varint(r, &len))
         FAIL(MQTT_RC_MALFORMED, "truncated or overlong property length");
     if (len > rd_left(r))
         FAIL(MQTT_RC_MALFORMED, "property length exceeds the packet");
+    /* decided from the declared length, before a single property is parsed */
+    if (max && len > max - d->props_bytes)
+        FAIL(MQTT_RC_PACKET_TOO_LARGE, "properties larger than the receiver's limit");
+    d->props_bytes += len;
     rd_t pr = {r->p, r->p + len};
     span->p = r->p;
     span->len = len;

@@ -302,6 +302,10 @@ static void hs_after(uv_work_t *w, int status)
             tls_fail(c, UV_ENOMEM, "out of memory");
     }
     if (c->state == CS_CLOSING) { /* closed while the step ran: finish what begin_close left */
+        if (status >= 0 && c->hs_rc == 0) /* the handshake itself completed: say so */
+            tls_logf(c->srv, TLS_LOG_INFO, "tls_handshake_done", "peer=%s cipher=%s resumed=%d "
+                     "ems=%d closed=1", c->s.peer, mbedtls_ssl_get_ciphersuite(&c->ssl),
+                     c->resumed, c->ems);
         tls_flush(c);
         tls_close_rest(c);
         tls_finish_close(c);

@@ -211,7 +211,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 3)
         return 0;
     uint8_t mode = data[0];
-    proto_ctx_t ctx = {(mode & 1) ? PROTO_ROLE_CLIENT : PROTO_ROLE_SERVER, 0, false};
+    proto_ctx_t ctx = {(mode & 1) ? PROTO_ROLE_CLIENT : PROTO_ROLE_SERVER, 0, false, 0};
     if (!(mode & 8)) {
         ctx.version = versions[(mode >> 1) & 3];
         ctx.connected = true;

@@ -34,6 +34,15 @@ def b64u(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
+def b64u_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def exi_cti(seq, prefix=AUD):
+    """RFC 9200 §5.10.3: cti = an identifier of the RS, then the sequence number (here 4 bytes)."""
+    return prefix.encode() + seq.to_bytes(4, "big")
+
+
 def hmac256(key, msg):
     return hmac.new(key, msg, hashlib.sha256).digest()
 
@@ -104,10 +113,20 @@ class PopKey:
         return hmac256(self.k, msg) if self.kind == "sym" else es256_sign(self.priv, msg)
 
 
-def claims(scope, key=None, exp_in=300, iss="as1", aud=AUD, nbf_in=None, sub=None):
-    """CWT claims: scope as an AIF list (bstr-wrapped, what RFC 9431 tools write)."""
+def claims(scope, key=None, exp_in=300, iss="as1", aud=AUD, nbf_in=None, sub=None, cnonce=None,
+           exi=None, cti=None):
+    """CWT claims: scope as an AIF list (bstr-wrapped, what RFC 9431 tools write). exp_in=None
+    leaves exp out (for exi tokens); cnonce (39), exi (40) and cti (7) go in when given."""
     now = int(time.time())
-    c = {1: iss, 3: aud, 4: now + exp_in, 6: now, 9: cbor2.dumps(scope)}
+    c = {1: iss, 3: aud, 6: now, 9: cbor2.dumps(scope)}
+    if exp_in is not None:
+        c[4] = now + exp_in
+    if cnonce is not None:
+        c[39] = cnonce
+    if exi is not None:
+        c[40] = exi
+    if cti is not None:
+        c[7] = cti
     if nbf_in is not None:
         c[5] = now + nbf_in
     if sub:

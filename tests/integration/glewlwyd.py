@@ -9,12 +9,14 @@ with the client-credentials grant, RFC 7662 introspection and RFC 7009 revocatio
 
   - the broker (`broker_id` / `broker_secret`), scope `mqtt_introspect`, which may introspect and
     revoke any token;
-  - a device (`device_id` / `device_secret`) whose scopes are the `scopes` argument.
+  - a device (`device_id` / `device_secret`) whose scopes are the `scopes` argument;
+  - more devices from the `devices` argument ({client_id: [scopes]}), secrets in `secrets`.
 
 How to get a token and the key that verifies it (for bearer-mode tests):
 
     with Glewlwyd(tmpdir) as g:
         tok = g.token(scope="mqtt_pub_sensors", resource=g.resource)  # a compact JWS string
+        tok2 = g.token(resource=g.resource, client="mqtt-device-2")    # another device's token
         g.jwks_file         # {"keys":[{kty EC, crv P-256, x, y, kid, alg ES256, use sig}]}, the public
                             # signing key, written before start: usable with `ace_issuer <iss> <file>`
         g.pubkey_pem_file   # the same key as a PEM public key
@@ -80,7 +82,7 @@ def _es256_keypair(kid):
 
 class Glewlwyd:
     def __init__(self, workdir, https=False, scopes=("mqtt_pub_sensors", "mqtt_sub_cmds"),
-                 token_duration=300, resource="https://mqtt.broker.test/"):
+                 token_duration=300, resource="https://mqtt.broker.test/", devices=None):
         self.dir = workdir
         self.https = https
         self.port = _free_port()
@@ -92,6 +94,10 @@ class Glewlwyd:
         self.resource = resource
         self.broker_id, self.broker_secret = "acemq-broker", os.urandom(16).hex()
         self.device_id, self.device_secret = "mqtt-device-1", os.urandom(16).hex()
+        self.devices = {self.device_id: list(scopes)}
+        self.devices.update({k: list(v) for k, v in (devices or {}).items()})
+        self.secrets = {k: os.urandom(16).hex() for k in self.devices}
+        self.secrets[self.device_id] = self.device_secret
         self.cafile = None
         self.proc = None
         self.cookie = None
@@ -210,8 +216,9 @@ hash_algorithm="SHA512"
         self._req("POST", "/api/mod/plugin/", body={
             "module": "oidc", "name": "oidc", "display_name": "acemq test AS", "enabled": True,
             "parameters": params})
-        for cid, secret, scope in ((self.broker_id, self.broker_secret, ["mqtt_introspect"]),
-                                   (self.device_id, self.device_secret, self.scopes)):
+        clients = [(self.broker_id, self.broker_secret, ["mqtt_introspect"])]
+        clients += [(cid, self.secrets[cid], sc) for cid, sc in self.devices.items()]
+        for cid, secret, scope in clients:
             self._req("POST", "/api/client/", body={
                 "client_id": cid, "name": cid, "confidential": True, "enabled": True,
                 "client_secret": secret, "authorization_type": ["client_credentials"],
@@ -261,12 +268,14 @@ hash_algorithm="SHA512"
     def introspection_url(self):
         return self.issuer + "/introspect"
 
-    def token(self, scope=None, resource=None):
-        form = {"grant_type": "client_credentials", "scope": scope or " ".join(self.scopes)}
+    def token(self, scope=None, resource=None, client=None):
+        client = client or self.device_id
+        form = {"grant_type": "client_credentials",
+                "scope": scope or " ".join(self.devices[client])}
         if resource:
             form["resource"] = resource
         _, body, _ = self._req("POST", "/api/oidc/token", form=form,
-                               auth=(self.device_id, self.device_secret))
+                               auth=(client, self.secrets[client]))
         return body["access_token"]
 
     def introspect(self, token):

@@ -102,3 +102,306 @@ def test_many_clients_fan_out(broker, raws):
             got.append(int(p.payload))
             c.send(m.puback(p.pid, version=c.version))
         assert got == list(range(5))
+
+
+# ---- limits of issue 8: each enforced, each shown -----------------------------------------------
+
+import re
+import select
+import socket
+
+from conftest import acemq_only, free_port, wait_until
+
+
+def refused(b, port=None, version=5):
+    """True when a new connection gets no CONNACK: the broker closed it at accept."""
+    try:
+        c = m.RawClient(b.host, port or b.port, version, timeout=3)
+    except OSError:
+        return True
+    with c:
+        if not c.try_send(m.connect(uid("over"), version)):
+            return True
+        try:
+            c.recv_type(m.CONNACK, 3)
+            return False
+        except (m.Closed, ConnectionError):
+            return True
+
+
+def connected(b, raws, version=5, port=None):
+    """A connected raw client. Retries while sockets that just closed (the fixture's readiness
+    probe, a refused attempt) still count against the limit for a moment."""
+    deadline = time.monotonic() + 5
+    while True:
+        c = raws(b, version)
+        if port:
+            c.sock.close()
+            c.sock = socket.create_connection((b.host, port), timeout=5)
+        try:
+            c.connect(uid("lim"))
+            return c
+        except (m.Closed, ConnectionError):
+            c.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def held_open(c):
+    """The connection still answers a PINGREQ."""
+    c.send(m.pingreq())
+    return c.recv_type(m.PINGRESP, 3) is not None
+
+
+@acemq_only
+def test_max_connections_per_listener(make_broker, raws):
+    port2 = free_port()
+    b = make_broker("max_connections 2", "listener %d 127.0.0.1" % port2)
+    first = [connected(b, raws) for _ in range(2)]
+    assert refused(b), "a third connection on a listener with max_connections 2 was served"
+    for _ in range(3):                            # the other listener has no limit
+        connected(b, raws, port=port2)
+    assert all(held_open(c) for c in first), "the first two connections were hurt"
+    wait_until(lambda: "max_connections reached" in b.log(), 3, what="a log line")
+    first[0].close()                      # room again
+    wait_until(lambda: not refused(b), 5, what="a connection after one left")
+
+
+@acemq_only
+def test_global_max_connections(make_broker, raws):
+    port2 = free_port()
+    b = make_broker("global_max_connections 3", "listener %d 127.0.0.1" % port2)
+    a = connected(b, raws)
+    connected(b, raws, 4)
+    c = connected(b, raws, port=port2)
+    assert refused(b) and refused(b, port2), "a 4th connection got through global_max_connections 3"
+    assert held_open(a) and held_open(c)
+    wait_until(lambda: "event=connection_refused" in b.log(), 3, what="a log line")
+    c.close()
+    wait_until(lambda: not refused(b, port2), 5, what="a connection after one left")
+
+
+def count_for(sub, seconds):
+    got, deadline = 0, time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return got
+        try:
+            if sub.recv(left).type == m.PUBLISH:
+                got += 1
+        except TimeoutError:
+            return got
+
+
+@acemq_only
+@pytest.mark.parametrize("directive,payload,per_second", [
+    ("rate_limit_messages 50", b"m", 50),
+    ("rate_limit_bytes 5000", b"b" * 500, 10),
+], ids=["messages", "bytes"])
+def test_rate_limits_throttle(make_broker1, raws, directive, payload, per_second):
+    import threading
+    b = make_broker1(directive)
+    topic = uid("rate")
+    sub = raws(b, 5)
+    sub.connect(uid("rsub"))
+    sub.subscribe([(topic, 0)])
+    pub = raws(b, 5)
+    pub.connect(uid("rpub"))
+    pub.sock.settimeout(None)
+    batch = m.publish(topic, payload) * 10
+    offered = [0]
+
+    def publish_fast():                    # blocks in sendall once the broker stops reading
+        try:
+            for _ in range(per_second * 3):
+                pub.sock.sendall(batch)
+                offered[0] += 10
+        except OSError:
+            pass
+
+    threading.Thread(target=publish_fast, daemon=True).start()
+    got = count_for(sub, 3.0)
+    assert offered[0] >= 4 * per_second * 3, "the publisher did not go fast enough"
+    assert 0 < got < 2 * per_second * 3, "%d messages in 3 s with %s" % (got, directive)
+    assert count_for(sub, 1.2) > 0, "throttled, not stopped"
+    assert not select.select([pub.sock], [], [], 0)[0], "the publisher was disconnected"
+    assert "event=disconnect" not in b.log()
+
+
+def heap_used(log):
+    found = re.findall(r"event=memory_limit used=(\d+)", log)
+    return int(found[0]) if found else None
+
+
+def slow_reader(b):
+    """A raw client with a tiny receive buffer, so that what it does not read stays in the broker."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((b.host, b.port))
+    c = m.RawClient.__new__(m.RawClient)
+    c.version, c.sock, c.buf, c.closed = 5, s, bytearray(), False
+    return c
+
+
+@acemq_only
+def test_memory_limit_sheds_load_and_recovers(make_broker1, raws):
+    probe = make_broker1("memory_limit 1")   # always over: its log says what idle costs
+    idle = wait_until(lambda: heap_used(probe.log()), 5, what="the idle heap figure")
+    b = make_broker1("memory_limit %d" % (idle + 4 * 1024 * 1024), "max_queued_messages 0")
+    time.sleep(1.2)
+    assert not refused(b), "refused while idle:\n" + b.log()[-2000:]
+    topic = uid("mem")
+    slow = slow_reader(b)
+    slow.connect(uid("slow"))
+    slow.subscribe([(topic, 0)])
+    pub = raws(b, 5)
+    pub.connect(uid("fast"))
+    chunk = b"z" * 10000
+    for i in range(1500):                  # 15 MB of QoS 0 the slow reader never takes
+        pub.publish(topic, chunk)
+    wait_until(lambda: "refusing new connections" in b.log(), 5, what="load shedding")
+    assert refused(b), "a new connection was served over memory_limit"
+    assert held_open(pub), "connected clients keep being served"
+    slow.close()                          # its queue goes with its session
+    wait_until(lambda: "back to normal" in b.log(), 5, what="the end of load shedding")
+    wait_until(lambda: not refused(b), 3, what="connections accepted again")
+    assert_serves(b)
+
+
+@acemq_only
+def test_topic_levels_and_length(make_broker1, raws):
+    b = make_broker1("max_topic_levels 4", "max_topic_length 40")
+    c = raws(b, 5)
+    c.connect(uid("lv"))
+    ack = c.subscribe([("a/b/c/d", 0), ("a/b/c/d/e", 0), ("x" * 40, 0), ("x" * 41, 0),
+                       ("$share/g/a/b/c/d", 0)])
+    assert ack.codes == [0, 0x8F, 0, 0x8F, 0], ack
+    c4 = raws(b, 4)
+    c4.connect(uid("lv"))
+    assert c4.subscribe([("a/b/c/d/e", 0), ("a/+/c", 0)]).codes == [0x80, 0]
+    c.publish("a/b/c/d", b"ok")
+    assert c.recv_type(m.PUBLISH).topic == "a/b/c/d"
+    c.publish("a/b/c/d/e", b"deep")
+    closing = [(p.type, p.rc) for p in c.wait_closed(3) if p.type != m.PUBLISH]  # $share copy
+    assert closing == [(m.DISCONNECT, 0x90)]
+    c2 = raws(b, 5)
+    c2.connect(uid("lv"))
+    c2.publish("y" * 41, b"long")
+    assert [(p.type, p.rc) for p in c2.wait_closed(3)] == [(m.DISCONNECT, 0x90)]
+    wait_until(lambda: "topic longer or deeper" in b.log(), 3, what="a log line")
+
+
+@acemq_only
+def test_max_properties_size(make_broker1, raws):
+    b = make_broker1("max_properties_size 1000")
+    topic = uid("props")
+    s = raws(b, 5)
+    s.connect(uid("ps"))
+    s.subscribe([(topic, 0)])
+    c = raws(b, 5)
+    c.connect(uid("pp"))
+    fits = [(m.USER_PROPERTY, ("k", "v" * 994))]       # 1 + 2 + 1 + 2 + 994 = 1000 bytes
+    c.publish(topic, b"fits", properties=fits)
+    assert s.recv_type(m.PUBLISH).prop(m.USER_PROPERTY) == ("k", "v" * 994)
+    c.publish(topic, b"over", properties=[(m.USER_PROPERTY, ("k", "v" * 995))])
+    assert [(p.type, p.rc) for p in c.wait_closed(3)] == [(m.DISCONNECT, 0x95)]
+    s.recv_nothing(0.3)
+    # CONNECT and will properties count together
+    w = raws(b, 5)
+    w.send(m.connect(uid("pw"), 5, properties=[(m.USER_PROPERTY, ("a", "x" * 600))],
+                     will={"topic": "w", "properties": [(m.USER_PROPERTY, ("b", "y" * 600))]}))
+    assert w.recv_type(m.CONNACK).rc == 0x95
+    w.wait_closed(3)
+    wait_until(lambda: "properties larger than" in b.log(), 3, what="a log line")
+    assert_serves(b)
+
+
+@acemq_only
+def test_max_inflight_bytes(make_broker1, raws):
+    b = make_broker1("max_inflight_bytes 3000", "max_inflight_messages 100")
+    topic = uid("ib")
+    s = raws(b, 5)
+    s.connect(uid("ib"))
+    s.subscribe([(topic, 1)])
+    pub = raws(b, 5)
+    pub.connect(uid("ibp"))
+    for i in range(10):
+        pub.publish(topic, b"%d" % i + b"." * 999, qos=1, pid=i + 1)
+    got = []
+    try:
+        while True:
+            p = s.recv(1.0)
+            if p.type == m.PUBLISH:
+                got.append(p)
+    except TimeoutError:
+        pass
+    assert len(got) == 3, "%d unacked 1000-byte messages in flight with max_inflight_bytes 3000" \
+        % len(got)
+    s.send(m.puback(got[0].pid))           # room for one more, and only one
+    nxt = s.recv_type(m.PUBLISH)
+    assert nxt.payload.startswith(b"3")
+    s.recv_nothing(0.5)
+    # one message bigger than the limit still goes when nothing else is in flight
+    for p in got[1:] + [nxt]:
+        s.send(m.puback(p.pid))
+    for _ in range(6):
+        s.send(m.puback(s.recv_type(m.PUBLISH).pid))
+    pub.publish(topic, b"B" * 5000, qos=1, pid=99)
+    assert len(s.recv_type(m.PUBLISH).payload) == 5000
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_message_size_limit(make_broker1, raws, version):
+    b = make_broker1("message_size_limit 100")
+    topic = uid("msl")
+    s = raws(b, 5)
+    s.connect(uid("ms"))
+    s.subscribe([(topic, 2)])
+    c = raws(b, version)
+    c.connect(uid("mp"))
+    c.publish(topic, b"a" * 100, qos=1, pid=1)           # at the limit: delivered
+    assert c.recv_type(m.PUBACK).rc == 0
+    assert len(s.recv_type(m.PUBLISH).payload) == 100
+    c.publish(topic, b"b" * 101, qos=1, pid=2)
+    assert c.recv_type(m.PUBACK).rc == (0x95 if version == 5 else 0)
+    c.publish(topic, b"c" * 101, qos=2, pid=3)
+    assert c.recv_type(m.PUBREC).rc == (0x95 if version == 5 else 0)
+    c.publish(topic, b"d" * 101, qos=0)
+    s.recv_nothing(0.3)                                  # none of them was forwarded
+    assert held_open(c), "the connection stays open"
+    if not IS_MOSQ:
+        assert "event=message_too_large" in b.log()
+
+
+@acemq_only
+def test_message_size_limit_applies_to_will(make_broker1, raws):
+    b = make_broker1("message_size_limit 100")
+    for version, rc in ((5, 0x95), (4, 5)):
+        c = raws(b, version)
+        c.send(m.connect(uid("wl"), version, will={"topic": "w", "payload": b"p" * 101}))
+        assert c.recv_type(m.CONNACK).rc == rc
+        c.wait_closed(3)
+
+
+@acemq_only
+def test_max_qos2_pending_v311(make_broker1, raws):
+    b = make_broker1("max_qos2_pending 5")
+    c = raws(b, 4)
+    c.connect(uid("q2"))
+    for pid in range(1, 6):                # five unreleased ids: allowed
+        c.publish("q2/t", b"x", qos=2, pid=pid)
+        assert c.recv_type(m.PUBREC).pid == pid
+    c.publish("q2/t", b"x", qos=2, pid=3)  # a repeat is not a new one
+    assert c.recv_type(m.PUBREC).pid == 3
+    c.publish("q2/t", b"x", qos=2, pid=6)  # the sixth
+    assert c.wait_closed(3) == []
+    wait_until(lambda: "max_qos2_pending" in b.log(), 3, what="a log line")
+    ok = raws(b, 4)
+    ok.connect(uid("q2"))
+    for pid in range(1, 10):               # released ids do not add up
+        ok.publish("q2/t", b"x", qos=2, pid=pid)
+        assert ok.recv_type(m.PUBREC).pid == pid
+        ok.send(m.pubrel(pid, version=4))
+        assert ok.recv_type(m.PUBCOMP).pid == pid

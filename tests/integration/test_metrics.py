@@ -207,3 +207,97 @@ def test_busy_metrics_port_stops_start(tmp_path):
         r = subprocess.run([acemqd_path(), "-c", str(conf)], capture_output=True, timeout=20)
     assert r.returncode == 1
     assert b"metrics_listener: cannot listen on 127.0.0.1 port %d" % port in r.stderr
+
+
+# ---- store fsync latency, token validations, introspection latency ---------------------------------
+
+def histogram(s, name, **labels):
+    """(count, sum, {le: cumulative}) of one histogram series, checked for consistency."""
+    key = tuple(sorted(labels.items()))
+    buckets = {}
+    for (n, lab), v in s.items():
+        d = dict(lab)
+        le = d.pop("le", None)
+        if n == name + "_bucket" and tuple(sorted(d.items())) == key:
+            buckets[float(le)] = v
+    count, total = s[(name + "_count", key)], s[(name + "_sum", key)]
+    cums = [buckets[k] for k in sorted(buckets)]
+    assert cums == sorted(cums), buckets  # cumulative
+    assert buckets[float("inf")] == count
+    return count, total, buckets
+
+
+def test_store_fsync_latency(make_broker, clients, tmp_path):
+    b = start(make_broker, "persistence true", "persistence_location %s" % tmp_path,
+              "fsync always")
+    c0, s0, _ = histogram(scrape(b), "acemq_store_fsync_seconds")
+    pub = clients(b)
+    n = 12
+    for i in range(n):  # each retained message goes to the store; with fsync always its PUBACK
+        pub.publish("f/%d" % i, b"keep me %d" % i, qos=1, retain=True)  # waits for the fsync
+    s = scrape(b)
+    count, total, buckets = histogram(s, "acemq_store_fsync_seconds")
+    assert count - c0 >= n, (c0, count)
+    assert total > s0
+    worst = val(s, "acemq_store_fsync_max_seconds")
+    assert 0 < worst <= total
+    assert worst < 10
+    assert buckets[1.0] <= count
+
+
+def test_no_fsync_without_persistence(mbroker, clients):
+    pub = clients(mbroker)
+    pub.publish("nf/x", b"x", qos=1, retain=True)
+    s = scrape(mbroker)
+    assert histogram(s, "acemq_store_fsync_seconds")[0] == 0
+    assert val(s, "acemq_store_fsync_max_seconds") == 0
+    for method in ("local", "introspection"):
+        for result in ("valid", "expired", "bad_signature", "inactive", "unavailable"):
+            assert val(s, "acemq_token_validations_total", method=method, result=result) == 0
+    for outcome in ("answered", "failed"):
+        assert histogram(s, "acemq_introspection_seconds", outcome=outcome)[0] == 0
+
+
+# The ACE broker, tokens and the fake AS of test_ace.py (imported, not copied).
+from test_ace import (AUD, NOT_AUTHORIZED, SCOPE, PopKey, _AS, ace_env, b64u,  # noqa: E402,F401
+                      connect_b, tmp_path as ace_tmp_path)
+
+
+def test_token_validations_and_introspection(ace_env, ace_tmp_path):
+    key = PopKey("sym")
+    active, inactive = "ref-" + uid("a"), "ref-" + uid("i")
+    now = int(time.time())
+    srv = _AS({active: {"active": True, "aud": AUD, "exp": now + 60, "iss": "as1",
+                        "scope": [["r/#", ["pub", "sub"]]],
+                        "cnf": {"jwk": {"kty": "oct", "k": b64u(key.k), "kid": "r1"}}}})
+    secret = ace_tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    mport = free_port()
+    try:
+        e = ace_env(global_lines=("ace_introspection http://127.0.0.1:%d/introspect broker %s"
+                                  % (srv.port, secret), "metrics_listener %d 127.0.0.1" % mport))
+        e.b.metrics_url = "http://%s:%d" % (HOST, mport)
+        wait_until(lambda: connectable(mport), what="the metrics listener")
+        with e.tls() as c:  # a self-contained token, verified here
+            connect_b(c, e.token(SCOPE, key), key)
+        with e.tls() as c:
+            connect_b(c, e.token(SCOPE, key, exp_in=-10), key, expect=NOT_AUTHORIZED)
+        with e.tls() as c:  # reference tokens: not CBOR here, so the AS is asked
+            connect_b(c, active.encode(), key)
+        with e.tls() as c:
+            connect_b(c, inactive.encode(), key, expect=NOT_AUTHORIZED)
+        s = scrape(e.b)
+    finally:
+        srv.close()
+
+    def tokens(method, result):
+        return val(s, "acemq_token_validations_total", method=method, result=result)
+    assert tokens("local", "valid") == 1
+    assert tokens("local", "expired") == 1
+    assert tokens("local", "malformed") == 2  # the two reference tokens, before introspection
+    assert tokens("introspection", "valid") == 1
+    assert tokens("introspection", "inactive") == 1
+    count, total, _ = histogram(s, "acemq_introspection_seconds", outcome="answered")
+    assert count == 2 and 0 < total < 10
+    assert histogram(s, "acemq_introspection_seconds", outcome="failed")[0] == 0
+    assert 0 < val(s, "acemq_introspection_max_seconds") <= total

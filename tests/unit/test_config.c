@@ -668,6 +668,31 @@ TEST(needs_restart)
     config_free(&a);
 }
 
+TEST(listener_needs_restart)
+{
+    acemq_config_t a, b;
+    ASSERT_EQ(config_load_string(&a, "listener 1883\nlistener 8883\ncertfile /c\nkeyfile /k\n",
+                                 "a", err, sizeof err),
+              0);
+    /* listener settings a reload applies: max_connections, max_qos, allow_anonymous, certificates */
+    ASSERT_EQ(config_load_string(&b, "allow_anonymous true\nlistener 1883\nmax_connections 5\n"
+                                      "max_qos 1\nlistener 8883\ncertfile /c2\nkeyfile /k2\n",
+                                 "b", err, sizeof err),
+              0);
+    ASSERT_EQ(config_listener_needs_restart(a.listeners, b.listeners), 0);
+    ASSERT_EQ(config_listener_needs_restart(a.listeners->next, b.listeners->next), 0);
+    config_free(&b);
+    /* read only at start: protocol, mount_point, TLS on or off */
+    ASSERT_EQ(config_load_string(&b, "listener 1883\nmount_point m/\nlistener 8883\n"
+                                      "protocol websockets\n",
+                                 "b", err, sizeof err),
+              0);
+    ASSERT_EQ(config_listener_needs_restart(a.listeners, b.listeners), 1);
+    ASSERT_EQ(config_listener_needs_restart(a.listeners->next, b.listeners->next), 1);
+    config_free(&b);
+    config_free(&a);
+}
+
 TEST(add_listener_for_command_line)
 {
     ASSERT_EQ(load("max_qos 1\n"), 0);
@@ -716,6 +741,7 @@ int main(void)
     RUN(shipped_config_examples_parse);
     RUN(docs_cover_every_directive);
     RUN(needs_restart);
+    RUN(listener_needs_restart);
     RUN(add_listener_for_command_line);
     RUN(nul_byte_rejected);
     return test_summary();

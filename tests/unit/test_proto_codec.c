@@ -21,13 +21,13 @@ static int str_eq(mqtt_str_t a, const char *s)
 
 static proto_ctx_t server_ctx(uint8_t v)
 {
-    proto_ctx_t c = {PROTO_ROLE_SERVER, v, true};
+    proto_ctx_t c = {PROTO_ROLE_SERVER, v, true, 0};
     return c;
 }
 
 static proto_ctx_t client_ctx(uint8_t v)
 {
-    proto_ctx_t c = {PROTO_ROLE_CLIENT, v, false};
+    proto_ctx_t c = {PROTO_ROLE_CLIENT, v, false, 0};
     return c;
 }
 
@@ -36,7 +36,7 @@ static proto_ctx_t receiver(mqtt_type_t t, uint8_t v)
 {
     switch (t) {
     case MQTT_CONNECT: {
-        proto_ctx_t c = {PROTO_ROLE_SERVER, 0, false};
+        proto_ctx_t c = {PROTO_ROLE_SERVER, 0, false, 0};
         return c;
     }
     case MQTT_CONNACK:
@@ -105,7 +105,7 @@ TEST(connect_v311_wire)
     p.u.connect.client_id = str("abc");
     ASSERT(encodes_to(&p, MQTT_V311, wire, sizeof wire));
     mqtt_packet_t d;
-    proto_ctx_t ctx = {PROTO_ROLE_SERVER, 0, false};
+    proto_ctx_t ctx = {PROTO_ROLE_SERVER, 0, false, 0};
     ASSERT_EQ(proto_decode(&ctx, wire, sizeof wire, &d, NULL), MQTT_RC_SUCCESS);
     ASSERT_EQ(d.type, MQTT_CONNECT);
     ASSERT_EQ(d.u.connect.level, MQTT_V311);
@@ -128,7 +128,7 @@ TEST(connect_v31_wire)
     p.u.connect.client_id = str("abc");
     ASSERT(encodes_to(&p, MQTT_V31, wire, sizeof wire));
     mqtt_packet_t d;
-    proto_ctx_t ctx = {PROTO_ROLE_SERVER, 0, false};
+    proto_ctx_t ctx = {PROTO_ROLE_SERVER, 0, false, 0};
     ASSERT_EQ(proto_decode(&ctx, wire, sizeof wire, &d, NULL), MQTT_RC_SUCCESS);
     ASSERT_EQ(d.u.connect.level, MQTT_V31);
     ASSERT(str_eq(d.u.connect.protocol_name, "MQIsdp"));
@@ -148,7 +148,7 @@ TEST(connect_v5_wire)
     p.u.connect.client_id = str("cid");
     ASSERT(encodes_to(&p, MQTT_V5, wire, sizeof wire));
     mqtt_packet_t d;
-    proto_ctx_t ctx = {PROTO_ROLE_SERVER, 0, false};
+    proto_ctx_t ctx = {PROTO_ROLE_SERVER, 0, false, 0};
     ASSERT_EQ(proto_decode(&ctx, wire, sizeof wire, &d, NULL), MQTT_RC_SUCCESS);
     ASSERT_EQ(d.u.connect.level, MQTT_V5);
     ASSERT_EQ(d.u.connect.props.present, MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY));
@@ -177,7 +177,7 @@ TEST(connect_v311_will_user_password_wire)
     c->password = str("p");
     ASSERT(encodes_to(&p, MQTT_V311, wire, sizeof wire));
     mqtt_packet_t d;
-    proto_ctx_t ctx = {PROTO_ROLE_SERVER, 0, false};
+    proto_ctx_t ctx = {PROTO_ROLE_SERVER, 0, false, 0};
     ASSERT_EQ(proto_decode(&ctx, wire, sizeof wire, &d, NULL), MQTT_RC_SUCCESS);
     ASSERT(d.u.connect.will && d.u.connect.will_retain && d.u.connect.clean);
     ASSERT_EQ(d.u.connect.will_qos, 1);

@@ -169,7 +169,7 @@ static void feed(conn_t *c, const uint8_t *data, size_t n)
             return;
         }
         size_t whole = hdr + rem;
-        proto_ctx_t ctx = {PROTO_ROLE_SERVER, MQTT_V5, true};
+        proto_ctx_t ctx = {PROTO_ROLE_SERVER, MQTT_V5, true, 0};
         mqtt_packet_t p;
         if (proto_decode(&ctx, c->buf, whole, &p, NULL) != MQTT_RC_SUCCESS ||
             c->got >= c->want->n || p.type != c->want->types[c->got] ||

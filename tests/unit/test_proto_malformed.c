@@ -8,12 +8,12 @@
 #include "proto/mqtt.h"
 #include "tests/unit/test.h"
 
-static const proto_ctx_t srv5 = {PROTO_ROLE_SERVER, MQTT_V5, true};
-static const proto_ctx_t srv4 = {PROTO_ROLE_SERVER, MQTT_V311, true};
-static const proto_ctx_t srv3 = {PROTO_ROLE_SERVER, MQTT_V31, true};
-static const proto_ctx_t cli5 = {PROTO_ROLE_CLIENT, MQTT_V5, false};
-static const proto_ctx_t cli4 = {PROTO_ROLE_CLIENT, MQTT_V311, false};
-static const proto_ctx_t fresh = {PROTO_ROLE_SERVER, 0, false};
+static const proto_ctx_t srv5 = {PROTO_ROLE_SERVER, MQTT_V5, true, 0};
+static const proto_ctx_t srv4 = {PROTO_ROLE_SERVER, MQTT_V311, true, 0};
+static const proto_ctx_t srv3 = {PROTO_ROLE_SERVER, MQTT_V31, true, 0};
+static const proto_ctx_t cli5 = {PROTO_ROLE_CLIENT, MQTT_V5, false, 0};
+static const proto_ctx_t cli4 = {PROTO_ROLE_CLIENT, MQTT_V311, false, 0};
+static const proto_ctx_t fresh = {PROTO_ROLE_SERVER, 0, false, 0};
 
 /* Decodes from an exact-size heap copy so that ASan sees any read past the frame. */
 static mqtt_rc_t dec(const proto_ctx_t *ctx, const void *bytes, size_t n)
@@ -269,7 +269,7 @@ TEST(connection_state)
     ASSERT_EQ(DEC(&fresh, "\xE0\x00"), MQTT_RC_PROTOCOL_ERROR);
     ASSERT_EQ(DEC(&fresh, "\x82\x06\x00\x01\x00\x01" "a\x00"), MQTT_RC_PROTOCOL_ERROR);
     /* a second CONNACK */
-    proto_ctx_t connected_client = {PROTO_ROLE_CLIENT, MQTT_V311, true};
+    proto_ctx_t connected_client = {PROTO_ROLE_CLIENT, MQTT_V311, true, 0};
     ASSERT_EQ(DEC(&connected_client, "\x20\x02\x00\x00"), MQTT_RC_PROTOCOL_ERROR);
     ASSERT_EQ(DEC(&cli4, "\x20\x02\x00\x00"), MQTT_RC_SUCCESS);
 }

@@ -102,9 +102,9 @@ static size_t frame(uint8_t first, const buf_t *body, uint8_t *out)
 static size_t build(unsigned kind, const void *props, size_t plen, uint8_t *out, proto_ctx_t *ctx)
 {
     buf_t b = {{0}, 0};
-    proto_ctx_t server = {PROTO_ROLE_SERVER, MQTT_V5, true};
-    proto_ctx_t client = {PROTO_ROLE_CLIENT, MQTT_V5, false};
-    proto_ctx_t fresh = {PROTO_ROLE_SERVER, 0, false};
+    proto_ctx_t server = {PROTO_ROLE_SERVER, MQTT_V5, true, 0};
+    proto_ctx_t client = {PROTO_ROLE_CLIENT, MQTT_V5, false, 0};
+    proto_ctx_t fresh = {PROTO_ROLE_SERVER, 0, false, 0};
     uint8_t first = (uint8_t)(kind << 4);
     *ctx = server;
     switch (kind) {
@@ -472,7 +472,7 @@ TEST(damaged_property_sections_are_malformed)
     }
     /* property length pointing past the end of the packet */
     static const uint8_t past[] = {0x40, 0x05, 0x00, 0x01, 0x00, 0x09, 0x1F};
-    proto_ctx_t server = {PROTO_ROLE_SERVER, MQTT_V5, true};
+    proto_ctx_t server = {PROTO_ROLE_SERVER, MQTT_V5, true, 0};
     ASSERT_EQ(proto_decode(&server, past, sizeof past, &p, NULL), MQTT_RC_MALFORMED);
     /* a string property whose length passes the end of the property section */
     static const uint8_t str_past[] = {0x40, 0x08, 0x00, 0x01, 0x00, 0x02, 0x1F, 0x00, 0x03, 'a'};
@@ -518,7 +518,7 @@ TEST(encoder_writes_only_allowed_properties)
     pub.u.publish.props.sub_ids = ids;
     size_t n = proto_encode(&pub, MQTT_V5, buf, sizeof buf);
     ASSERT_EQ(n, 2 + 3 + 1 + 8 + (1 + 1 + 2 + 2 + 3 + 3 + 4 + 4));
-    proto_ctx_t client = {PROTO_ROLE_CLIENT, MQTT_V5, true};
+    proto_ctx_t client = {PROTO_ROLE_CLIENT, MQTT_V5, true, 0};
     ASSERT_EQ(proto_decode(&client, buf, n, &d, NULL), MQTT_RC_SUCCESS);
     ASSERT_EQ(d.u.publish.props.n_sub_ids, 8);
     ASSERT_MEM_EQ(d.u.publish.props.sub_ids, ids, sizeof ids);

@@ -66,6 +66,11 @@ typedef struct {
     /* TLS (--tls): tls.c reads these in bench_tls_init() */
     const char *tls_cafile, *tls_cert, *tls_key, *tls_servername, *tls_ciphers;
     bool tls_resume;
+    /* ACE (--ace-token / --ace-token-dir with --ace-pop-key): ace.c reads these */
+    const char *ace_token, *ace_token_dir, *ace_pop_key, *ace_pop_type;
+    bool ace;
+    bool durable;             /* --durable: sessions that outlive the connection */
+    const char *topic_prefix; /* first level of every topic ("bench") */
     char tag[9]; /* unique per run, in every topic, so runs never hear each other */
 } bench_cfg_t;
 
@@ -113,6 +118,7 @@ typedef struct {
     ctr_t conn_ok, conn_fail, conn_win, disconnects, proto_err;
     ctr_t subs_ready, pubs_ready, idle_done, inflight, open_conns;
     ctr_t tls_full, tls_resumed; /* completed TLS handshakes, by kind */
+    ctr_t refused;               /* CONNACKs with a failure code */
     hist_t lat;      /* end-to-end latency, ns, of messages sent inside the window */
     hist_t conn_lat; /* TCP connect start to CONNACK, ns */
 } bench_stats_t;
@@ -176,6 +182,7 @@ typedef struct {
     _Atomic int phase;
     _Atomic uint64_t t_run;           /* when publishing started */
     _Atomic uint64_t t_win0, t_win1;  /* measurement window [t_win0, t_win1) */
+    _Atomic int first_refusal;        /* the first failure code a CONNACK carried, or -1 */
 } bench_run_t;
 
 extern bench_cfg_t g_cfg;
@@ -233,6 +240,18 @@ void setup_free(void);
 void bench_tls_init(void);
 void bench_tls_release(bench_conn_t *c);
 const char *bench_tls_ciphersuite(void);
+/* The session's RFC 5705 exporter value for ACE (label EXPORTER-ACE-MQTT-Sign-Challenge, 32 bytes,
+ * zero-length context), once the handshake is done; NULL before, or when it could not be derived. */
+const uint8_t *bench_tls_exporter(bench_conn_t *c);
+
+/* ace.c: tokens and the PoP key from g_cfg (exits on a bad file); Form A Authentication Data for
+ * one connect (malloc'd; NULL on failure); what was loaded and used, for the report. */
+void bench_ace_init(void);
+uint8_t *bench_ace_auth_data(const uint8_t exporter[32], size_t *len);
+size_t bench_ace_ntokens(void);
+uint64_t bench_ace_used(void);
+const char *bench_ace_key_type(void);
+void bench_ace_free(void);
 
 /* options.c: fills g_cfg from argv (with the scenario's defaults); exits on a bad option. */
 void options_parse(int argc, char **argv);
@@ -241,7 +260,7 @@ void options_parse(int argc, char **argv);
 typedef struct {
     uint64_t sent, recv, sent_win, recv_win, bytes_win, conn_ok, conn_fail, conn_win;
     uint64_t disconnects, proto_err, expected, unique, lost, dup, pub_inflight;
-    uint64_t tls_full, tls_resumed;
+    uint64_t tls_full, tls_resumed, refused;
     hist_t lat, conn_lat;
     double window_s;
     uint32_t idle_ok, idle_held;

@@ -172,15 +172,39 @@ static void send_connect(bench_client_t *c)
 {
     mqtt_packet_t pkt = {.type = MQTT_CONNECT};
     mqtt_connect_t *k = &pkt.u.connect;
-    static const char v31[] = "MQIsdp", v4[] = "MQTT";
+    static const char v31[] = "MQIsdp", v4[] = "MQTT", method[] = "ace";
     k->protocol_name.p = (const uint8_t *)(g_cfg.mqtt == MQTT_V31 ? v31 : v4);
     k->protocol_name.len = g_cfg.mqtt == MQTT_V31 ? 6 : 4;
     k->level = (uint8_t)g_cfg.mqtt;
-    k->clean = true;
+    /* --durable: 3.1.1 keeps the session when Clean Session is 0; MQTT 5 when the Session
+     * Expiry Interval is above 0 (Clean Start stays 1: the client ids are new anyway). */
+    k->clean = !g_cfg.durable || g_cfg.mqtt == MQTT_V5;
+    if (g_cfg.durable && g_cfg.mqtt == MQTT_V5) {
+        k->props.present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
+        k->props.session_expiry = 3600;
+    }
     k->keepalive = g_cfg.keepalive;
     k->client_id.p = (const uint8_t *)c->client_id;
     k->client_id.len = (uint16_t)strlen(c->client_id);
-    if (put_packet(c, &pkt))
+    uint8_t *auth = NULL;
+    if (g_cfg.ace) {
+        /* Form A: [u16 token length][token][PoP over this session's exporter value] */
+        const uint8_t *ex = bench_tls_exporter(&c->conn);
+        size_t n = 0;
+        if (!ex || !(auth = bench_ace_auth_data(ex, &n))) {
+            fprintf(stderr, "acemq-bench: %s: no TLS exporter value or PoP for ACE\n",
+                    c->client_id);
+            drop(c);
+            return;
+        }
+        k->props.present |= MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD) |
+                            MQTT_PROP_BIT(MQTT_PROP_AUTH_DATA);
+        k->props.auth_method = (mqtt_str_t){(const uint8_t *)method, 3};
+        k->props.auth_data = (mqtt_str_t){auth, (uint16_t)n};
+    }
+    int rc = put_packet(c, &pkt);
+    free(auth);
+    if (rc)
         drop(c);
     else
         flush(c);
@@ -263,6 +287,13 @@ void client_disconnect(bench_client_t *c)
 static void on_connack(bench_client_t *c, const mqtt_connack_t *ca, uint64_t now)
 {
     bench_stats_t *st = &c->th->st;
+    if (c->state == CS_CONNACK && ca->rc != 0) {
+        int none = -1;
+        ctr_add(&st->refused, 1);
+        if (atomic_compare_exchange_strong(&g_run.first_refusal, &none, ca->rc))
+            fprintf(stderr, "acemq-bench: %s: CONNACK refused the connection: 0x%02x\n",
+                    c->client_id, ca->rc);
+    }
     if (c->state != CS_CONNACK || ca->rc != 0) {
         drop(c);
         return;

@@ -195,6 +195,7 @@ static void collect(bench_result_t *r)
         r->pub_inflight += ctr_get(&st->inflight);
         r->tls_full += ctr_get(&st->tls_full);
         r->tls_resumed += ctr_get(&st->tls_resumed);
+        r->refused += ctr_get(&st->refused);
         hist_merge(&r->lat, &st->lat);
         hist_merge(&r->conn_lat, &st->conn_lat);
     }
@@ -224,8 +225,11 @@ int main(int argc, char **argv)
         return 2;
     }
     setup_resolve();
+    atomic_store(&g_run.first_refusal, -1);
     if (g_cfg.tp == &bench_tls_transport)
         bench_tls_init();
+    if (g_cfg.ace)
+        bench_ace_init();
     setup_build();
     static bench_result_t r;
     hist_init(&r.lat);
@@ -249,5 +253,7 @@ int main(int argc, char **argv)
         rc = 2;
     }
     setup_free();
+    if (g_cfg.ace)
+        bench_ace_free();
     return rc;
 }

@@ -35,7 +35,15 @@ static void usage(FILE *f)
           "  --cert F --key F          client certificate and its key\n"
           "  --servername NAME         SNI, and the name the certificate must carry\n"
           "  --ciphers LIST            ':'-separated mbedTLS ciphersuite names to offer\n"
-          "  --resume                  reconnects offer the last session (ticket) again\n",
+          "  --resume                  reconnects offer the last session (ticket) again\n"
+          "  --ace-token FILE          ACE: every connect presents this token (CWT or JWT)\n"
+          "  --ace-token-dir DIR       ACE: one token file of DIR per connect, in turn\n"
+          "  --ace-pop-key FILE        ACE: the token's cnf key (private .key file) for the PoP\n"
+          "                            over the TLS exporter; needs --tls (and MQTT 5)\n"
+          "  --ace-pop-type T          sym|p256|ed25519 (default: from the file; hex = sym)\n"
+          "  --durable                 sessions outlive the connection (3.1.1: clean session 0;\n"
+          "                            5: Session Expiry Interval 3600)\n"
+          "  --topic-prefix P          first topic level (bench)\n",
           f);
 }
 
@@ -107,6 +115,8 @@ static const struct option longopts[] = {
     {"quiet", 0, 0, 'Q'},    {"help", 0, 0, 'H'},        {"tls", 0, 0, 'L'},
     {"cafile", 1, 0, 'A'},   {"cert", 1, 0, 'E'},        {"key", 1, 0, 'K'},
     {"servername", 1, 0, 'N'}, {"ciphers", 1, 0, 'X'},   {"resume", 0, 0, 'R'},
+    {"ace-token", 1, 0, 'a'}, {"ace-token-dir", 1, 0, 'o'}, {"ace-pop-key", 1, 0, 'y'},
+    {"ace-pop-type", 1, 0, 'Y'}, {"durable", 0, 0, 'u'}, {"topic-prefix", 1, 0, 'x'},
     {0, 0, 0, 0},
 };
 
@@ -143,9 +153,48 @@ static void set_option(int o, const char *name, const char *v)
     case 'N': c->tls_servername = v; break;
     case 'X': c->tls_ciphers = v; break;
     case 'R': c->tls_resume = true; break;
+    case 'a': c->ace_token = v; break;
+    case 'o': c->ace_token_dir = v; break;
+    case 'y': c->ace_pop_key = v; break;
+    case 'Y':
+        if (strcmp(v, "sym") && strcmp(v, "p256") && strcmp(v, "ed25519")) {
+            fprintf(stderr, "acemq-bench: --ace-pop-type: sym, p256 or ed25519\n");
+            exit(2);
+        }
+        c->ace_pop_type = v;
+        break;
+    case 'u': c->durable = true; break;
+    case 'x': c->topic_prefix = v; break;
     case 'H': usage(stdout); exit(0);
     default: usage(stderr); exit(2);
     }
+}
+
+/* ACE: a token source and a PoP key together, over TLS (the PoP is over the TLS exporter), in
+ * MQTT 5 (Form A is a CONNECT property); a resumed session has no exporter PoP at the broker. */
+static void check_ace(bool have_mqtt)
+{
+    bench_cfg_t *c = &g_cfg;
+    c->ace = c->ace_token || c->ace_token_dir || c->ace_pop_key || c->ace_pop_type;
+    if (!c->ace)
+        return;
+    const char *bad = NULL;
+    if (c->ace_token && c->ace_token_dir)
+        bad = "--ace-token and --ace-token-dir exclude each other";
+    else if (!(c->ace_token || c->ace_token_dir) || !c->ace_pop_key)
+        bad = "ACE needs --ace-token FILE or --ace-token-dir DIR, and --ace-pop-key FILE";
+    else if (c->tp != &bench_tls_transport)
+        bad = "ACE needs --tls: the PoP is computed over the TLS exporter value";
+    else if (c->tls_resume)
+        bad = "ACE and --resume exclude each other: brokers refuse exporter PoP on a resumed "
+              "TLS session";
+    else if (have_mqtt && c->mqtt != MQTT_V5)
+        bad = "ACE (Authentication Method \"ace\" in CONNECT) needs --mqtt 5";
+    if (bad) {
+        fprintf(stderr, "acemq-bench: %s\n", bad);
+        exit(2);
+    }
+    c->mqtt = MQTT_V5;
 }
 
 void options_parse(int argc, char **argv)
@@ -154,11 +203,12 @@ void options_parse(int argc, char **argv)
                           .port = 1883, .tp = &bench_tcp_transport, .threads = 1,
                           .mqtt = MQTT_V311, .size = 64, .inflight = 64, .duration = 10,
                           .warmup = -1, .drain = 5, .connect_timeout = 10, .concurrency = 64,
-                          .keepalive = 60, .label = ""};
-    bool have_scenario = false;
+                          .keepalive = 60, .label = "", .topic_prefix = "bench"};
+    bool have_scenario = false, have_mqtt = false;
     int o, li;
     while ((o = getopt_long(argc, argv, "", longopts, &li)) != -1) {
         have_scenario |= o == 's';
+        have_mqtt |= o == 'm';
         set_option(o, o == '?' ? "" : longopts[li].name, optarg);
     }
     if (!have_scenario || optind != argc) {
@@ -173,6 +223,12 @@ void options_parse(int argc, char **argv)
     }
     if (!g_cfg.tls_cert != !g_cfg.tls_key) {
         fprintf(stderr, "acemq-bench: --cert and --key go together\n");
+        exit(2);
+    }
+    check_ace(have_mqtt);
+    if (!g_cfg.topic_prefix[0] || strlen(g_cfg.topic_prefix) > 48 ||
+        strpbrk(g_cfg.topic_prefix, "+#")) {
+        fprintf(stderr, "acemq-bench: --topic-prefix: 1 to 48 characters, no wildcards\n");
         exit(2);
     }
     apply_defaults();

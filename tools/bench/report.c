@@ -65,9 +65,19 @@ void report_print(const bench_result_t *r, FILE *out)
         fprintf(out, "  %-10s %s  handshakes full %llu  resumed %llu\n", "tls",
                 bench_tls_ciphersuite()[0] ? bench_tls_ciphersuite() : "(none)",
                 (unsigned long long)r->tls_full, (unsigned long long)r->tls_resumed);
+    if (g_cfg.ace) {
+        uint64_t used = bench_ace_used(), n = bench_ace_ntokens();
+        fprintf(out, "  %-10s Form A, %s PoP over the TLS exporter; %llu tokens loaded, %llu "
+                "presented (%llu a second time or more)\n", "ace", bench_ace_key_type(),
+                (unsigned long long)n, (unsigned long long)used,
+                (unsigned long long)(used > n ? used - n : 0));
+    }
     fprintf(out, "  %-10s connect failures %llu  disconnects %llu  protocol %llu\n", "errors",
             (unsigned long long)r->conn_fail, (unsigned long long)r->disconnects,
             (unsigned long long)r->proto_err);
+    if (r->refused)
+        fprintf(out, "  %-10s %llu CONNACKs refused, the first with 0x%02x\n", "refused",
+                (unsigned long long)r->refused, atomic_load(&g_run.first_refusal));
 }
 
 static void json_str(FILE *f, const char *s)
@@ -105,9 +115,10 @@ static void json_config(FILE *f)
     fprintf(f, ",\n  \"port\": %d, \"transport\": \"%s\", \"mqtt\": %d, \"qos\": %d, "
             "\"size\": %u, \"rate\": %u, \"inflight\": %u, \"threads\": %d,\n"
             "  \"publishers\": %u, \"subscribers\": %u, \"clients\": %u,\n"
-            "  \"duration_s\": %g, \"warmup_s\": %g,\n", g_cfg.port, g_cfg.tp->name, g_cfg.mqtt,
-            g_cfg.qos, g_cfg.size, g_cfg.rate, g_cfg.inflight, g_cfg.threads, g_w.npubs, g_w.nsubs,
-            g_w.nothers, g_cfg.duration, g_cfg.warmup);
+            "  \"duration_s\": %g, \"warmup_s\": %g, \"durable\": %s,\n", g_cfg.port,
+            g_cfg.tp->name, g_cfg.mqtt, g_cfg.qos, g_cfg.size, g_cfg.rate, g_cfg.inflight,
+            g_cfg.threads, g_w.npubs, g_w.nsubs, g_w.nothers, g_cfg.duration, g_cfg.warmup,
+            g_cfg.durable ? "true" : "false");
 }
 
 int report_json(const bench_result_t *r, const char *path)
@@ -139,6 +150,13 @@ int report_json(const bench_result_t *r, const char *path)
     json_str(f, g_cfg.tp == &bench_tls_transport ? bench_tls_ciphersuite() : "");
     fprintf(f, ", \"full\": %llu, \"resumed\": %llu},\n", (unsigned long long)r->tls_full,
             (unsigned long long)r->tls_resumed);
+    uint64_t used = g_cfg.ace ? bench_ace_used() : 0, ntok = g_cfg.ace ? bench_ace_ntokens() : 0;
+    fprintf(f, "  \"ace\": {\"enabled\": %s, \"pop_key\": \"%s\", \"tokens\": %llu, "
+            "\"presented\": %llu, \"reused\": %llu},\n", g_cfg.ace ? "true" : "false",
+            g_cfg.ace ? bench_ace_key_type() : "", (unsigned long long)ntok,
+            (unsigned long long)used, (unsigned long long)(used > ntok ? used - ntok : 0));
+    fprintf(f, "  \"refused\": %llu, \"first_refusal_rc\": %d,\n", (unsigned long long)r->refused,
+            atomic_load(&g_run.first_refusal));
     double bpc = r->rss_before_kb >= 0 && r->rss_after_kb >= 0 && r->idle_ok
                      ? (double)(r->rss_after_kb - r->rss_before_kb) * 1024.0 / r->idle_ok
                      : -1;

@@ -63,7 +63,7 @@ static bench_client_t *new_client(role_t role, uint32_t idx, bench_thread_t *th)
 
 static void set_topic(bench_client_t *c, const char *fmt, uint32_t n)
 {
-    int len = snprintf(c->topic, sizeof c->topic, fmt, g_cfg.tag, n);
+    int len = snprintf(c->topic, sizeof c->topic, fmt, g_cfg.topic_prefix, g_cfg.tag, n);
     c->topic_len = (uint16_t)len;
 }
 
@@ -110,10 +110,9 @@ static void build_trackers(uint32_t P, uint32_t S)
 static void build_messaging(void)
 {
     uint32_t P = g_cfg.publishers, S = g_cfg.subscribers, T = (uint32_t)g_cfg.threads;
-    static const char *pub_fmt[] = {"bench/%s/t/%u", "bench/%s/t/%u", "bench/%s/p/%u",
-                                    "bench/%s/s/%u"};
-    static const char *sub_fmt[] = {"bench/%s/t/+", "bench/%s/t/+", "bench/%s/p/%u",
-                                    "$share/bench/bench/%s/s/+"};
+    static const char *pub_fmt[] = {"%s/%s/t/%u", "%s/%s/t/%u", "%s/%s/p/%u", "%s/%s/s/%u"};
+    static const char *sub_fmt[] = {"%s/%s/t/+", "%s/%s/t/+", "%s/%s/p/%u",
+                                    "$share/bench/%s/%s/s/+"};
     g_w.npubs = P;
     g_w.nsubs = S;
     g_w.pubs = calloc(P, sizeof *g_w.pubs);

@@ -28,6 +28,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_internal.h> /* ssl->handshake->resume, read in the key-export callback */
 #include <mbedtls/x509_crt.h>
@@ -55,6 +56,12 @@ typedef struct {
     bool app_flying; /* ... in the socket write under way */
     mbedtls_ssl_session saved;
     bool have_saved;
+    /* ACE: the key-export callback's master secret, randoms and PRF, and the exporter value
+     * derived from them once the handshake is done (Finished verified) */
+    uint8_t master[48], randoms[64 + 2];
+    mbedtls_tls_prf_types prf;
+    bool have_keys, have_exporter;
+    uint8_t exporter[32];
 } tls_sess_t;
 
 static struct {
@@ -80,17 +87,46 @@ static void die(const char *what, int rc)
 }
 
 /* Runs during key derivation of every handshake: the only point at which the client can see
- * whether the server accepted the offered session (ssl->handshake is freed afterwards). */
+ * whether the server accepted the offered session (ssl->handshake is freed afterwards), and the
+ * only one at which the randoms are reachable, which the RFC 5705 exporter needs (ACE PoP). */
 static int export_cb(void *arg, const unsigned char *ms, const unsigned char *kb, size_t maclen,
                      size_t keylen, size_t ivlen, const unsigned char cr[32],
                      const unsigned char sr[32], mbedtls_tls_prf_types prf)
 {
-    (void)arg, (void)ms, (void)kb, (void)maclen, (void)keylen, (void)ivlen, (void)cr, (void)sr;
-    (void)prf;
+    (void)arg, (void)kb, (void)maclen, (void)keylen, (void)ivlen;
     tls_sess_t *s = tl_current;
-    if (s && s->ssl.handshake)
+    if (!s)
+        return 0;
+    if (s->ssl.handshake)
         s->resumed = s->ssl.handshake->resume != 0;
+    if (g_cfg.ace) {
+        memcpy(s->master, ms, sizeof s->master);
+        memcpy(s->randoms, cr, 32);
+        memcpy(s->randoms + 32, sr, 32);
+        s->randoms[64] = s->randoms[65] = 0; /* zero-length context: its u16 length, 0 */
+        s->prf = prf;
+        s->have_keys = true;
+    }
     return 0;
+}
+
+/* RFC 5705: PRF(master_secret, label, client_random + server_random + u16 context length +
+ * context)[32], with the PRF of the negotiated suite. Only after the handshake returned 0: the
+ * callback above runs before the server's Finished is verified. */
+static void derive_exporter(tls_sess_t *s)
+{
+    static const char label[] = "EXPORTER-ACE-MQTT-Sign-Challenge";
+    s->have_exporter = s->have_keys &&
+                       mbedtls_ssl_tls_prf(s->prf, s->master, sizeof s->master, label, s->randoms,
+                                           sizeof s->randoms, s->exporter, sizeof s->exporter) == 0;
+    mbedtls_platform_zeroize(s->master, sizeof s->master);
+    s->have_keys = false;
+}
+
+const uint8_t *bench_tls_exporter(bench_conn_t *c)
+{
+    tls_sess_t *s = c->session;
+    return s && s->hs_done && s->have_exporter ? s->exporter : NULL;
 }
 
 static void set_suites(const char *list)
@@ -257,6 +293,8 @@ static int handshake(bench_conn_t *c)
         return UV_EPROTO;
     }
     s->hs_done = true;
+    if (g_cfg.ace)
+        derive_exporter(s);
     bench_stats_t *st = &client_of(c)->th->st;
     ctr_add(s->resumed ? &st->tls_resumed : &st->tls_full, 1);
     if (!g_tls.suite_used[0]) {
@@ -415,6 +453,7 @@ static int tls_open(bench_conn_t *c, uv_loop_t *loop, const struct sockaddr *add
     }
     tls_sess_t *s = sess(c);
     s->hs_done = s->opened = s->resumed = false;
+    s->have_keys = s->have_exporter = false;
     s->in_n = 0;
     return bench_tcp_open(c, loop, addr);
 }

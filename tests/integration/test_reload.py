@@ -1,0 +1,193 @@
+"""SIGHUP reload: what docs/operations.md promises changes live for new connections (limits, the
+access policy, listener settings), what it does not (listeners) is logged as needing a restart, and
+a configuration that does not load is refused with file:line while the old one keeps serving."""
+
+import re
+import signal
+import socket
+import time
+
+import pytest
+
+from conftest import HOST, acemq_only, free_port, uid, wait_until
+import mqttraw as m
+
+pytestmark = acemq_only
+
+
+def rewrite(b, *lines, anonymous=True):
+    """Writes b's configuration again: its own listener, then lines."""
+    cfg = ["listener %d %s" % (b.port, HOST), "log_dest stderr", "workers %d" % b.workers]
+    if anonymous is not None:
+        cfg.append("allow_anonymous %s" % ("true" if anonymous else "false"))
+    cfg += list(lines)
+    with open(b.conf, "w") as f:
+        f.write("\n".join(cfg) + "\n")
+    return cfg
+
+
+def reload(b, event="reloaded"):
+    """SIGHUP, then waits for the event line that ends the reload (reloaded / reload_failed)."""
+    before = b.log().count("event=%s " % event)
+    b.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: b.log().count("event=%s " % event) > before, 5,
+               what="event=%s in the log" % event)
+    assert b.alive()
+
+
+def connack(b, version=5, keepalive=60, **kw):
+    with b.raw(version) as c:
+        ack = c.connect(uid("r"), keepalive=keepalive, **kw)
+        c.disconnect()
+        return ack
+
+
+def works(c, topic):
+    """An open client still publishes and gets its own message back."""
+    c.publish(topic, b"still here", qos=1, pid=9)
+    got = {}
+    for _ in range(2):
+        p = c.recv(5)
+        got[p.type] = p
+    assert got[m.PUBACK].pid == 9
+    assert got[m.PUBLISH].payload == b"still here"
+
+
+def test_limits_apply_to_new_connections(make_broker, raws):
+    b = make_broker("max_inflight_messages 10", "max_keepalive 30")
+    old = raws(b)
+    ack = old.connect(uid("old"), keepalive=60)
+    assert ack.prop(m.RECEIVE_MAXIMUM) == 10
+    assert ack.prop(m.SERVER_KEEP_ALIVE) == 30
+    topic = uid("keep")
+    assert old.subscribe([(topic, 1)]).codes == [1]
+
+    rewrite(b, "max_inflight_messages 25", "max_keepalive 45")
+    reload(b)
+    ack = connack(b)
+    assert ack.prop(m.RECEIVE_MAXIMUM) == 25
+    assert ack.prop(m.SERVER_KEEP_ALIVE) == 45
+    works(old, topic)  # the client from before the reload is not disturbed
+
+    # and back to the defaults: 20 in flight, and the client's own keep alive
+    rewrite(b)
+    reload(b)
+    ack = connack(b)
+    assert ack.prop(m.RECEIVE_MAXIMUM) == 20
+    assert ack.prop(m.SERVER_KEEP_ALIVE) in (None, 60)
+    assert "reload_needs_restart" not in b.log()
+
+
+def test_allow_anonymous_turned_off(make_broker, raws):
+    b = make_broker()
+    old = raws(b)
+    old.connect(uid("old"))
+    topic = uid("anon")
+    assert old.subscribe([(topic, 1)]).codes == [1]
+
+    rewrite(b, anonymous=False)
+    reload(b)
+    assert connack(b, expect_rc=None).rc == 0x87  # MQTT 5: Not authorized
+    assert connack(b, version=4, expect_rc=None).rc == 5  # 3.1.1: not authorized
+    works(old, topic)
+
+    rewrite(b, anonymous=True)
+    reload(b)
+    assert connack(b).rc == 0
+
+
+def test_listener_settings_apply_to_new_connections(make_broker, raws):
+    # max_connections and max_qos are listener directives documented as reloadable
+    b = make_broker()
+    first = raws(b)
+    first.connect(uid("one"))
+    rewrite(b, "max_connections 1", "max_qos 1")
+    reload(b)
+    assert not _can_connect(b)  # the listener is full: the new connection is closed at once
+    assert "connection_refused" in b.log()
+    first.disconnect()
+    # (a slot frees when the broker has seen the close: retry until then)
+    ack = wait_until(lambda: _can_connect(b), 5, what="a free slot on the listener")
+    assert ack.prop(m.MAXIMUM_QOS) == 1
+
+
+def _can_connect(b):
+    """The CONNACK, or None when the connection was refused."""
+    try:
+        ack = connack(b, timeout=2)
+        return ack if ack.rc == 0 else None
+    except (m.Closed, ConnectionError, OSError, TimeoutError, AssertionError):
+        return None
+
+
+def test_broken_config_keeps_the_old_one(make_broker, raws):
+    b = make_broker("max_inflight_messages 12")
+    cfg = rewrite(b, "max_inflight_messages 40", "max_keepalive banana")
+    bad_line = len(cfg)  # the last line
+    reload(b, "reload_failed")
+    line = [l for l in b.log().splitlines() if "event=reload_failed" in l][-1]
+    assert re.search(r'reason="%s:%d: ' % (re.escape(b.conf), bad_line), line), line
+    assert "keeping the running configuration" in line
+    assert "event=reloaded " not in b.log()
+    # still serving, with the old limits
+    ack = connack(b)
+    assert ack.prop(m.RECEIVE_MAXIMUM) == 12
+
+    # an unknown directive and a value out of range are refused the same way
+    for bad in ("no_such_directive 1", "max_qos 7"):
+        cfg = rewrite(b, bad)
+        reload(b, "reload_failed")
+        line = [l for l in b.log().splitlines() if "event=reload_failed" in l][-1]
+        assert "%s:%d: " % (b.conf, len(cfg)) in line, line
+        assert connack(b).prop(m.RECEIVE_MAXIMUM) == 12
+
+    # a good file afterwards is taken
+    rewrite(b, "max_inflight_messages 7")
+    reload(b)
+    assert connack(b).prop(m.RECEIVE_MAXIMUM) == 7
+
+
+def test_listener_change_needs_restart(make_broker, raws):
+    b = make_broker()
+    extra = free_port()
+    rewrite(b, "max_inflight_messages 9", "sys_interval 3", "listener %d %s" % (extra, HOST))
+    rewrite_text = open(b.conf).read()
+    # workers is read only at start too
+    rewrite_text = rewrite_text.replace("workers %d" % b.workers, "workers %d" % (b.workers + 1))
+    with open(b.conf, "w") as f:
+        f.write(rewrite_text)
+    reload(b)
+    line = [l for l in b.log().splitlines() if "event=reload_needs_restart" in l][-1]
+    assert "listener %s:%d added" % (HOST, extra) in line, line
+    assert "workers changed" in line, line
+    assert "sys_interval changed" in line, line
+    # the new listener is not opened, the old one serves, and the live part of the file applies
+    with socket.socket() as s:
+        s.settimeout(1)
+        assert s.connect_ex((HOST, extra)) != 0
+    assert connack(b).prop(m.RECEIVE_MAXIMUM) == 9
+    assert b.log().count("event=reloaded ") == 1
+
+
+def test_command_line_port_is_no_change(tmp_path):
+    # acemqd -p PORT: the listener the command line added is not "removed" by a reload
+    import subprocess
+    from conftest import acemqd_path
+    port = free_port()
+    out = tmp_path / "out.log"
+    with open(out, "wb") as f:
+        p = subprocess.Popen([acemqd_path(), "-p", str(port)], stdout=f, stderr=f,
+                             stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: "event=started" in out.read_text(), 10, what="event=started")
+        p.send_signal(signal.SIGHUP)
+        wait_until(lambda: "event=reloaded" in out.read_text(), 5, what="event=reloaded")
+        assert "reload_needs_restart" not in out.read_text()
+        with m.RawClient(HOST, port, 5) as c:
+            assert c.connect(uid("p")).rc == 0
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
