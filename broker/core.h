@@ -175,6 +175,9 @@ session_t *registry_find(registry_t *r, const char *id, size_t len); /* under th
 int registry_add(registry_t *r, session_t *s);                       /* under the lock; takes a ref */
 void registry_remove(registry_t *r, session_t *s);                   /* under the lock; drops the ref */
 size_t registry_count(registry_t *r);
+/* Ends a session that has no connection (expiry, or Session Expiry 0 at disconnect): removes
+ * it from the registry and clears its state. Returns false if a connection took it meanwhile. */
+bool session_discard_offline(broker_t *b, session_t *s);
 
 /* ---- connections (conn.c, handle_*.c) --------------------------------------------------------- */
 
@@ -326,6 +329,10 @@ void worker_post(worker_t *w, int type, void *ptr, int arg);
 /* Runs session_flush for a session on the worker that owns its connection. */
 void worker_wake_session(worker_t *current, session_t *s);
 void worker_track_offline(worker_t *w, session_t *s);
+/* One loop turn's work, also driven by the connection fuzz harness: handle what other threads
+ * posted, then write what this turn produced. */
+void worker_drain_inbox(worker_t *w);
+void worker_flush_pending(worker_t *w);
 worker_t *worker_current(void);
 /* When stopping and the last connection is gone, closes the loop's handles so uv_run returns. */
 void worker_maybe_finish(worker_t *w);

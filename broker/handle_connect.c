@@ -360,17 +360,8 @@ void conn_detach_session(conn_t *c)
         broker_publish_count(b, will);
         msg_unref(will);
     }
-    if (ends) {
-        registry_lock(b->registry);
-        pthread_mutex_lock(&s->lock);
-        bool gone = !s->conn && s->registered;
-        pthread_mutex_unlock(&s->lock);
-        if (gone)
-            registry_remove(b->registry, s);
-        registry_unlock(b->registry);
-        if (gone)
-            session_clear(b, s);
-    }
+    if (ends)
+        session_discard_offline(b, s);
     if (track)
         worker_track_offline(c->w, s);
     session_unref(s);

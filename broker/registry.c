@@ -127,3 +127,17 @@ size_t registry_count(registry_t *r)
     pthread_mutex_unlock(&r->lock);
     return n;
 }
+
+bool session_discard_offline(broker_t *b, session_t *s)
+{
+    registry_lock(b->registry);
+    pthread_mutex_lock(&s->lock);
+    bool gone = !s->conn && s->registered;
+    pthread_mutex_unlock(&s->lock);
+    if (gone)
+        registry_remove(b->registry, s);
+    registry_unlock(b->registry);
+    if (gone)
+        session_clear(b, s);
+    return gone;
+}

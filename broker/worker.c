@@ -265,11 +265,8 @@ static void handle_inbox_item(worker_t *w, const inbox_item_t *it)
 
 static void begin_stop(worker_t *w);
 
-static void on_async(uv_async_t *a)
+void worker_drain_inbox(worker_t *w)
 {
-    worker_t *w = a->data;
-    if (atomic_load(&w->stop_requested) && !w->stopping)
-        begin_stop(w);
     pthread_mutex_lock(&w->inbox_lock);
     inbox_item_t *items = w->inbox;
     size_t n = w->inbox_n;
@@ -281,7 +278,15 @@ static void on_async(uv_async_t *a)
     free(items);
 }
 
-static void flush_pending(worker_t *w)
+static void on_async(uv_async_t *a)
+{
+    worker_t *w = a->data;
+    if (atomic_load(&w->stop_requested) && !w->stopping)
+        begin_stop(w);
+    worker_drain_inbox(w);
+}
+
+void worker_flush_pending(worker_t *w)
 {
     while (w->pending_sessions.n || w->pending.n) {
         ptrvec_t ss = w->pending_sessions;
@@ -326,22 +331,14 @@ void worker_maybe_finish(worker_t *w)
 static void on_check(uv_check_t *h)
 {
     worker_t *w = h->data;
-    flush_pending(w);
+    worker_flush_pending(w);
     worker_maybe_finish(w);
 }
 
-/* Expires an offline session: under the registry lock, if it is still offline and registered. */
+/* Expires an offline session, if no connection took it meanwhile. */
 static void expire_session(broker_t *b, session_t *s)
 {
-    registry_lock(b->registry);
-    pthread_mutex_lock(&s->lock);
-    bool gone = !s->conn && s->registered;
-    pthread_mutex_unlock(&s->lock);
-    if (gone)
-        registry_remove(b->registry, s);
-    registry_unlock(b->registry);
-    if (gone) {
-        session_clear(b, s);
+    if (session_discard_offline(b, s)) {
         atomic_fetch_add(&b->stats.expired_sessions, 1);
         log_info("session_expired", "client=%s", s->client_id);
     }
@@ -430,7 +427,7 @@ static void on_tick(uv_timer_t *t)
         sys_publish(b, now);
         check_memory(b);
     }
-    flush_pending(w);
+    worker_flush_pending(w);
 }
 
 static void worker_main(void *arg)
@@ -484,7 +481,7 @@ static void begin_stop(worker_t *w)
         uv_close((uv_handle_t *)&w->servers[k], NULL);
     for (conn_t *c = w->conns; c; c = c->next)
         conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
-    flush_pending(w);
+    worker_flush_pending(w);
     worker_maybe_finish(w);
 }
 

@@ -180,52 +180,7 @@ static void finish_close(int i, int status)
 static void on_async(uv_async_t *a)
 {
     (void)a;
-    pthread_mutex_lock(&w->inbox_lock);
-    inbox_item_t *items = w->inbox;
-    size_t n = w->inbox_n;
-    w->inbox = NULL;
-    w->inbox_n = w->inbox_cap = 0;
-    pthread_mutex_unlock(&w->inbox_lock);
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].type == INBOX_FLUSH_SESSION) {
-            ptrvec_push(&w->pending_sessions, items[i].ptr);
-        } else if (items[i].type == INBOX_KICK_CONN) {
-            conn_t *c = items[i].ptr;
-            c->taken_over = true;
-            conn_close(c, items[i].arg, "session taken over");
-            conn_unref(c);
-        }
-    }
-    free(items);
-}
-
-static void flush_pending(void)
-{
-    while (w->pending_sessions.n || w->pending.n) {
-        ptrvec_t ss = w->pending_sessions;
-        w->pending_sessions = (ptrvec_t){0};
-        for (size_t i = 0; i < ss.n; i++) {
-            session_t *s = ss.v[i];
-            atomic_store(&s->flush_queued, false);
-            pthread_mutex_lock(&s->lock);
-            conn_t *c = s->conn;
-            bool mine = c && c->w == w;
-            pthread_mutex_unlock(&s->lock);
-            if (mine)
-                conn_schedule(c);
-            session_unref(s);
-        }
-        free(ss.v);
-        ptrvec_t cs = w->pending;
-        w->pending = (ptrvec_t){0};
-        for (size_t i = 0; i < cs.n; i++) {
-            conn_t *c = cs.v[i];
-            c->pending = false;
-            conn_flush(c);
-            conn_unref(c);
-        }
-        free(cs.v);
-    }
+    worker_drain_inbox(w);
 }
 
 /* End of a loop turn: posted items, flushes, and the transports' due on_closed callbacks. */
@@ -233,7 +188,7 @@ static void settle(void)
 {
     for (int round = 0; round < 8; round++) {
         uv_run(&w->loop, UV_RUN_NOWAIT);
-        flush_pending();
+        worker_flush_pending(w);
         bool more = false;
         for (int i = 0; i < SLOTS; i++) {
             if (slot[i] && slot[i]->closing) {
@@ -289,7 +244,7 @@ static void tick(unsigned seconds)
             w->offline.v[keep++] = s;
     }
     w->offline.n = keep;
-    flush_pending();
+    worker_flush_pending(w);
 }
 
 /* ---- set-up and tear-down --------------------------------------------------------------------- */
