@@ -69,7 +69,7 @@ static bool deliver_group(broker_t *b, msg_t *m, const match_t *g, size_t n)
         if ((g[i].options & MQTT_SUBOPT_NO_LOCAL) && m->origin == s && !g[i].shared)
             continue;
         uint8_t q = MQTT_SUBOPT_QOS(g[i].options);
-        if (q > m->qos)
+        if (q > m->qos && !b->lim.upgrade_outgoing_qos)
             q = m->qos;
         if (!any || q > d.qos)
             d.qos = q;
@@ -212,6 +212,10 @@ void broker_limits_from_config(limits_t *lim, const acemq_config_t *cfg)
     lim->memory_limit = cfg->memory_limit;
     lim->message_size_limit = cfg->message_size_limit;
     lim->max_properties_size = cfg->max_properties_size;
+    lim->upgrade_outgoing_qos = cfg->upgrade_outgoing_qos;
+    lim->connection_messages = cfg->connection_messages;
+    snprintf(lim->clientid_prefixes, sizeof lim->clientid_prefixes, "%s",
+             cfg->clientid_prefixes ? cfg->clientid_prefixes : "");
     snprintf(lim->auto_id_prefix, sizeof lim->auto_id_prefix, "%s",
              cfg->auto_id_prefix ? cfg->auto_id_prefix : "auto-");
 }

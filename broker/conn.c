@@ -534,7 +534,8 @@ static void on_closed(stream_t *s, int status, const char *why)
     if (c->state != CS_CLOSING) {
         c->state = CS_CLOSING;
         if (c->session || log_enabled(LOGL_DEBUG))
-            log_info("disconnect", "client=%s peer=%s reason=\"%s\" status=%d", c->client_id,
+            log_write(c->w->b->lim.connection_messages ? LOGL_INFO : LOGL_DEBUG, "disconnect",
+                      "client=%s peer=%s reason=\"%s\" status=%d", c->client_id,
                      s->peer, why, status);
     }
     auth_conn_closed(c);
@@ -613,7 +614,8 @@ void conn_close(conn_t *c, int rc, const char *why)
     }
     c->state = CS_CLOSING;
     submit(c); /* what is batched (a CONNACK, the DISCONNECT) still goes, before the close */
-    log_info("disconnect", "client=%s peer=%s reason=\"%s\"", c->client_id,
+    log_write(c->w->b->lim.connection_messages ? LOGL_INFO : LOGL_DEBUG, "disconnect",
+              "client=%s peer=%s reason=\"%s\"", c->client_id,
              c->stream ? c->stream->peer : "-", why ? why : "closed");
     if (c->stream)
         c->stream->ops->close(c->stream);

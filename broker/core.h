@@ -384,7 +384,10 @@ typedef struct {
     uint64_t memory_limit;        /* heap bytes before load is shed, 0 = none */
     uint32_t message_size_limit;  /* PUBLISH (and will) payload bytes, 0 = none */
     uint32_t max_properties_size; /* MQTT 5 property bytes per packet, 0 = none */
+    bool upgrade_outgoing_qos;    /* deliver at the subscription's QoS, not min(pub, sub) */
+    bool connection_messages;     /* connect/disconnect lines at info (else debug) */
     char auto_id_prefix[32];
+    char clientid_prefixes[64];   /* only client ids starting with this may connect; "" = any */
 } limits_t;
 
 struct router;

@@ -58,6 +58,10 @@ static int choose_client_id(conn_t *c, const mqtt_connect_t *k, char *id, size_t
 {
     const limits_t *lim = &c->w->b->lim;
     *assigned = false;
+    size_t plen = strlen(lim->clientid_prefixes);
+    if (plen && (k->client_id.len < plen || memcmp(k->client_id.p, lim->clientid_prefixes, plen)))
+        return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
+                      "client identifier does not start with clientid_prefixes");
     if (k->client_id.len > 0) {
         if (k->client_id.len >= cap)
             return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT311_CONNACK_ID_REJECTED,
@@ -291,9 +295,10 @@ int connect_accept(conn_t *c, const mqtt_connect_t *k, const mqtt_str_t *auth_me
     atomic_fetch_add(&b->stats.clients_total, 1);
     if (now_connected > atomic_load(&b->stats.clients_maximum))
         atomic_store(&b->stats.clients_maximum, now_connected);
-    log_info("connect", "client=%s peer=%s proto=%d clean=%d keepalive=%u session_present=%d%s%s",
-             c->client_id, c->stream->peer, c->version, k->clean, c->keepalive, a.present,
-             c->username[0] ? " user=" : "", c->username);
+    log_write(b->lim.connection_messages ? LOGL_INFO : LOGL_DEBUG, "connect",
+              "client=%s peer=%s proto=%d clean=%d keepalive=%u session_present=%d%s%s",
+              c->client_id, c->stream->peer, c->version, k->clean, c->keepalive, a.present,
+              c->username[0] ? " user=" : "", c->username);
     return 0;
 }
 

@@ -23,6 +23,10 @@ static unsigned log_levels = 0x0f; /* error..info */
 static int log_fd = -1;
 static char log_path[4096];
 
+static int log_ts_on = 1;
+static char log_ts_fmt[128]; /* "" = ISO 8601 UTC with milliseconds */
+static int log_facility = LOG_DAEMON;
+
 static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
 static const int syslog_prio[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
 
@@ -46,11 +50,25 @@ int log_configure(unsigned dests, const char *file, unsigned level_mask)
     log_fd = fd;
     snprintf(log_path, sizeof log_path, "%s", file ? file : "");
     if ((dests & LOG_TO_SYSLOG) && !(log_dests & LOG_TO_SYSLOG))
-        openlog("acemqd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+        openlog("acemqd", LOG_PID | LOG_NDELAY, log_facility);
     log_dests = dests;
     log_levels = level_mask;
     pthread_mutex_unlock(&log_lock);
     return 0;
+}
+
+void log_set_style(int timestamp, const char *ts_format, int facility)
+{
+    pthread_mutex_lock(&log_lock);
+    log_ts_on = timestamp;
+    snprintf(log_ts_fmt, sizeof log_ts_fmt, "%s", ts_format ? ts_format : "");
+    int fac = facility >= 0 && facility <= 7 ? LOG_LOCAL0 + (facility << 3) : LOG_DAEMON;
+    if (fac != log_facility && (log_dests & LOG_TO_SYSLOG)) {
+        closelog();
+        openlog("acemqd", LOG_PID | LOG_NDELAY, fac);
+    }
+    log_facility = fac;
+    pthread_mutex_unlock(&log_lock);
 }
 
 void log_reopen(void)
@@ -94,9 +112,20 @@ void log_vwrite(log_level_t level, const char *event, const char *fmt, va_list a
     struct tm tm;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    int n = (int)strftime(line, sizeof line, "ts=%Y-%m-%dT%H:%M:%S", &tm);
-    int body = n + snprintf(line + n, sizeof line - (size_t)n, ".%03ldZ level=%s event=%s ",
-                            (long)(tv.tv_usec / 1000), level_names[level], event);
+    /* n = length of the time stamp part, which syslog leaves out (it stamps lines itself) */
+    int n = 0;
+    if (log_ts_on && log_ts_fmt[0]) {
+        struct tm local;
+        localtime_r(&tv.tv_sec, &local);
+        n = snprintf(line, sizeof line, "ts=\"");
+        n += (int)strftime(line + n, sizeof line - (size_t)n - 2, log_ts_fmt, &local);
+        n += snprintf(line + n, sizeof line - (size_t)n, "\" ");
+    } else if (log_ts_on) {
+        n = (int)strftime(line, sizeof line, "ts=%Y-%m-%dT%H:%M:%S", &tm);
+        n += snprintf(line + n, sizeof line - (size_t)n, ".%03ldZ ", (long)(tv.tv_usec / 1000));
+    }
+    int body = n + snprintf(line + n, sizeof line - (size_t)n, "level=%s event=%s ",
+                            level_names[level], event);
     if (body >= (int)sizeof line)
         body = (int)sizeof line - 1;
     int m = vsnprintf(line + body, sizeof line - (size_t)body, fmt, ap);
@@ -113,7 +142,7 @@ void log_vwrite(log_level_t level, const char *event, const char *fmt, va_list a
     if ((log_dests & LOG_TO_FILE) && log_fd >= 0)
         write_all(log_fd, line, len);
     if (log_dests & LOG_TO_SYSLOG) /* syslog adds its own time stamp: skip ours */
-        syslog(syslog_prio[level], "%.*s", (int)(len - 1 - (size_t)n - 6), line + n + 6);
+        syslog(syslog_prio[level], "%.*s", (int)(len - 1 - (size_t)n), line + n);
     pthread_mutex_unlock(&log_lock);
 }
 

@@ -30,6 +30,10 @@ typedef enum { LOG_TO_STDERR = 1, LOG_TO_STDOUT = 2, LOG_TO_FILE = 4, LOG_TO_SYS
  * (the file could not be opened; the previous destinations stay). */
 int log_configure(unsigned dests, const char *file, unsigned level_mask);
 
+/* Line style: whether lines start with a time stamp, its strftime format (NULL = ISO 8601 UTC
+ * with milliseconds), and the syslog facility (0-7 = LOG_LOCAL0-7, -1 = LOG_DAEMON). */
+void log_set_style(int timestamp, const char *ts_format, int facility);
+
 /* Reopens the log file (logrotate). */
 void log_reopen(void);
 

@@ -109,6 +109,7 @@ static void apply_logging(const acemq_config_t *cfg, bool verbose)
         }
     }
     unsigned levels = verbose ? 0x1f : (cfg->log_types & 0x1f);
+    log_set_style(cfg->log_timestamp, cfg->log_timestamp_format, cfg->log_facility);
     int rc = log_configure(dests, file, levels);
     if (rc < 0)
         log_error("log_open_failed", "file=%s error=\"%s\"", file ? file : "-", strerror(-rc));
