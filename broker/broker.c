@@ -214,6 +214,7 @@ void broker_limits_from_config(limits_t *lim, const acemq_config_t *cfg)
     lim->max_properties_size = cfg->max_properties_size;
     lim->upgrade_outgoing_qos = cfg->upgrade_outgoing_qos;
     lim->connection_messages = cfg->connection_messages;
+    lim->tcp_nodelay = cfg->set_tcp_nodelay;
     snprintf(lim->clientid_prefixes, sizeof lim->clientid_prefixes, "%s",
              cfg->clientid_prefixes ? cfg->clientid_prefixes : "");
     snprintf(lim->auto_id_prefix, sizeof lim->auto_id_prefix, "%s",

@@ -386,6 +386,7 @@ typedef struct {
     uint32_t max_properties_size; /* MQTT 5 property bytes per packet, 0 = none */
     bool upgrade_outgoing_qos;    /* deliver at the subscription's QoS, not min(pub, sub) */
     bool connection_messages;     /* connect/disconnect lines at info (else debug) */
+    bool tcp_nodelay;             /* set_tcp_nodelay: disable Nagle on client sockets */
     char auto_id_prefix[32];
     char clientid_prefixes[64];   /* only client ids starting with this may connect; "" = any */
 } limits_t;

@@ -133,7 +133,7 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)tcp, on_tcp_closed);
         return;
     }
-    uv_tcp_nodelay(tcp, 1);
+    uv_tcp_nodelay(tcp, w->b->lim.tcp_nodelay);
     extern const stream_events_t *conn_stream_events(void);
     stream_t *s = listener_stream_new(l, &w->loop, tcp, conn_stream_events());
     if (!s) {
