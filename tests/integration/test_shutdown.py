@@ -1,0 +1,48 @@
+"""SIGTERM / SIGINT: stop accepting, send MQTT 5 clients DISCONNECT 0x8B (Server shutting
+down), close 3.1.1 clients, flush the store, and exit 0 within a bound."""
+import signal
+import time
+
+import mqttraw as m
+from conftest import acemq_only, uid
+
+
+@acemq_only
+def test_sigterm_disconnects_v5_with_0x8b_and_exits_0(make_broker1, raws):
+    b = make_broker1()
+    c5 = raws(b, 5)
+    c5.connect(uid("v5"))
+    c4 = raws(b, 4)
+    c4.connect(uid("v4"))
+    t0 = time.monotonic()
+    b.stopped_by_test = True
+    b.proc.send_signal(signal.SIGTERM)
+    d = c5.recv_type(m.DISCONNECT, timeout=5)
+    assert d.rc == 0x8B
+    c5.wait_closed(5)
+    c4.wait_closed(5)              # no DISCONNECT exists in 3.1.1: the socket is closed
+    assert b.proc.wait(timeout=5) == 0
+    assert time.monotonic() - t0 < 5
+    assert "event=stopped" in b.log()
+
+
+@acemq_only
+def test_sigint_with_persistence_flushes_and_exits_0(make_broker1, raws, tmp_path):
+    b = make_broker1("persistence true", "persistence_location %s" % tmp_path,
+                     "fsync everysec")
+    c = raws(b, 5)
+    c.connect(uid("p"))
+    topic = uid("keep")
+    c.publish(topic, b"retained-before-stop", qos=1, retain=True, pid=1)
+    c.recv_type(m.PUBACK)
+    b.stopped_by_test = True
+    b.proc.send_signal(signal.SIGINT)
+    assert b.proc.wait(timeout=5) == 0
+    # written with "everysec", the retained message survives a clean stop and restart
+    b2 = make_broker1("persistence true", "persistence_location %s" % tmp_path,
+                      "fsync everysec")
+    s = raws(b2, 5)
+    s.connect(uid("s"))
+    s.subscribe([(topic, 0)])
+    p = s.recv_type(m.PUBLISH)
+    assert p.payload == b"retained-before-stop" and p.retain
