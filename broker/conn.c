@@ -614,6 +614,10 @@ void conn_close(conn_t *c, int rc, const char *why)
     }
     c->state = CS_CLOSING;
     submit(c); /* what is batched (a CONNACK, the DISCONNECT) still goes, before the close */
+    /* The session lets go now, not when the socket is finally gone (a loop turn or a shutdown
+     * grace later): a client that reconnects at once, possibly to another worker, must find
+     * the session already ended (clean session) or offline, with its will handled. */
+    conn_detach_session(c);
     log_write(c->w->b->lim.connection_messages ? LOGL_INFO : LOGL_DEBUG, "disconnect",
               "client=%s peer=%s reason=\"%s\"", c->client_id,
              c->stream ? c->stream->peer : "-", why ? why : "closed");

@@ -460,8 +460,16 @@ class RawClient:
                 dup=False):
         self.send(publish(topic, payload, qos, retain, dup, pid, properties, self.version))
 
-    def disconnect(self, rc=0, properties=None):
+    def disconnect(self, rc=0, properties=None, wait=2.0):
+        """Sends DISCONNECT and waits (up to `wait` s) for the broker to close, so that a test's
+        next connection finds the broker done with this one."""
         self.try_send(disconnect(rc, properties, self.version))
+        try:
+            self.sock.settimeout(wait)
+            while self.sock.recv(4096):
+                pass
+        except OSError:
+            pass
         self.close()
 
     def close(self):
