@@ -112,15 +112,21 @@ void log_vwrite(log_level_t level, const char *event, const char *fmt, va_list a
     struct tm tm;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
+    /* the line style can change on reload (main thread): read it under the lock */
+    char ts_fmt[sizeof log_ts_fmt];
+    pthread_mutex_lock(&log_lock);
+    int ts_on = log_ts_on;
+    memcpy(ts_fmt, log_ts_fmt, sizeof ts_fmt);
+    pthread_mutex_unlock(&log_lock);
     /* n = length of the time stamp part, which syslog leaves out (it stamps lines itself) */
     int n = 0;
-    if (log_ts_on && log_ts_fmt[0]) {
+    if (ts_on && ts_fmt[0]) {
         struct tm local;
         localtime_r(&tv.tv_sec, &local);
         n = snprintf(line, sizeof line, "ts=\"");
-        n += (int)strftime(line + n, sizeof line - (size_t)n - 2, log_ts_fmt, &local);
+        n += (int)strftime(line + n, sizeof line - (size_t)n - 2, ts_fmt, &local);
         n += snprintf(line + n, sizeof line - (size_t)n, "\" ");
-    } else if (log_ts_on) {
+    } else if (ts_on) {
         n = (int)strftime(line, sizeof line, "ts=%Y-%m-%dT%H:%M:%S", &tm);
         n += snprintf(line + n, sizeof line - (size_t)n, ".%03ldZ ", (long)(tv.tv_usec / 1000));
     }

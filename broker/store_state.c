@@ -184,18 +184,11 @@ static void msg_release(store_state_t *s, smsg_t *m)
     free(m);
 }
 
-static void session_free(store_state_t *s, ssess_t *e)
+/* The session record's own memory (its messages are released by the caller's rule). */
+static void session_memory_free(ssess_t *e)
 {
-    for (uint32_t i = e->q_head; i < e->q_len; i++)
-        msg_release(s, e->queue[i].m);
-    for (uint32_t i = 0; i < e->n_out; i++)
-        msg_release(s, e->out[i].m);
     for (uint32_t i = 0; i < e->n_subs; i++)
         free(e->subs[i].filter);
-    s->live_bytes -= SZ_SESS + e->id_len + (uint64_t)SZ_DELIVERY * (e->q_len - e->q_head + e->n_out) +
-                     (uint64_t)SZ_IN * e->n_in;
-    for (uint32_t i = 0; i < e->n_subs; i++)
-        s->live_bytes -= SZ_SUB + e->subs[i].len;
     free(e->subs);
     free(e->queue);
     free(e->out);
@@ -204,21 +197,26 @@ static void session_free(store_state_t *s, ssess_t *e)
     free(e);
 }
 
+static void session_free(store_state_t *s, ssess_t *e)
+{
+    for (uint32_t i = e->q_head; i < e->q_len; i++)
+        msg_release(s, e->queue[i].m);
+    for (uint32_t i = 0; i < e->n_out; i++)
+        msg_release(s, e->out[i].m);
+    s->live_bytes -= SZ_SESS + e->id_len + (uint64_t)SZ_DELIVERY * (e->q_len - e->q_head + e->n_out) +
+                     (uint64_t)SZ_IN * e->n_in;
+    for (uint32_t i = 0; i < e->n_subs; i++)
+        s->live_bytes -= SZ_SUB + e->subs[i].len;
+    session_memory_free(e);
+}
+
 static void free_session_cb(void *arg, const void *key, size_t len, void *val)
 {
     (void)arg;
     (void)key;
     (void)len;
-    ssess_t *e = val;
     /* the whole state goes: messages are released once each through the message table */
-    for (uint32_t i = 0; i < e->n_subs; i++)
-        free(e->subs[i].filter);
-    free(e->subs);
-    free(e->queue);
-    free(e->out);
-    free(e->in_ids);
-    free(e->client_id);
-    free(e);
+    session_memory_free(val);
 }
 
 static void free_msg_cb(void *arg, const void *key, size_t len, void *val)
