@@ -358,3 +358,20 @@ def test_handshake_storm_keeps_delivering(make_broker1, clients, pki):
         t.join(30)
     assert [m.payload for m in got] == [b"m%d" % i for i in range(n)]
     assert not errors and len(ok) == 50, errors[:3]
+
+
+@acemq_only
+def test_capath_and_sni(make_broker1, pki, tmp_path):
+    """Client certificates checked against a CA directory (capath); SNI from the client is
+    accepted."""
+    cas = tmp_path / "cas"
+    cas.mkdir()
+    shutil.copy(pki.p("ca.crt"), str(cas / "ca.crt"))
+    b = make_broker1(*tls_lines(pki, "server-ec", "capath " + str(cas), "require_certificate true"))
+    r = mq("mosquitto_pub", b, *mq_tls(pki, "client-good"), "-t", uid("x"), "-m", "x", "-q", "1")
+    assert r.returncode == 0, r.stderr
+    r = mq("mosquitto_pub", b, *mq_tls(pki), "-t", uid("x"), "-m", "x")
+    assert r.returncode != 0
+    rc, out = s_client(b, "-tls1_2", "-CAfile", pki.p("ca.crt"), "-servername", "localhost",
+                       "-cert", pki.p("client-good.crt"), "-key", pki.p("client-good.key"))
+    assert rc == 0 and "Verify return code: 0" in out, out
