@@ -143,6 +143,10 @@ void session_unref(session_t *s);
 /* Queues a delivery (takes a message reference) and makes sure the session's worker will flush
  * it. Applies the queue limits and the QoS 0 policy. Called from any worker. */
 void session_deliver(broker_t *b, session_t *s, const delivery_t *d);
+/* Under s->lock, when the connection went away: QoS 0 deliveries not yet written are dropped (an
+ * offline session keeps them only with queue_qos0_messages), so what an offline session receives
+ * does not depend on whether a publish raced the disconnect. */
+void session_drop_qos0(broker_t *b, session_t *s);
 /* On the session's own worker: moves queued deliveries to the wire within the flow-control
  * window and returns the number of packets added to the connection's write batch. */
 unsigned session_flush(broker_t *b, session_t *s, conn_t *c);

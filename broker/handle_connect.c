@@ -355,6 +355,8 @@ void conn_detach_session(conn_t *c)
             s->will = NULL;
         }
         if (!ends) {
+            if (!b->lim.queue_qos0)
+                session_drop_qos0(b, s);
             s->offline_since = now;
             s->worker = c->w;
             track = true;

@@ -108,6 +108,23 @@ static void count_drop(broker_t *b, session_t *s, const char *why)
                    why, (unsigned long long)s->dropped);
 }
 
+void session_drop_qos0(broker_t *b, session_t *s)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < s->q_len; i++) {
+        delivery_t d = s->queue[(s->q_head + i) % s->q_cap];
+        if (d.qos != 0) {
+            s->queue[(s->q_head + kept++) % s->q_cap] = d;
+            continue;
+        }
+        s->q_bytes -= d.msg->payload_len;
+        if (b->store)
+            store_sent(b->store, s, d.msg, 0);
+        msg_unref(d.msg);
+    }
+    s->q_len = kept;
+}
+
 void session_deliver(broker_t *b, session_t *s, const delivery_t *d)
 {
     const limits_t *lim = &b->lim;

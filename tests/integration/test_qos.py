@@ -189,6 +189,35 @@ def test_offline_queue(broker, clients, protocol):
     s.no_message(0.3)
 
 
+def test_qos0_waiting_at_disconnect_is_dropped(broker, raws, clients):
+    """A QoS 0 message queued behind a full in-flight window when the connection ends is not kept
+    for the offline session (as if it had been published a moment later)."""
+    cid, topic = uid("q0wait"), uid("q0wait")
+    s = raws(broker, 5)
+    s.connect(cid, clean=True, properties=[(m.SESSION_EXPIRY, 60), (m.RECEIVE_MAXIMUM, 1)])
+    s.subscribe([(topic, 1)])
+    pub = clients(broker)
+    pub.publish(topic, b"a", qos=1)
+    first = s.recv_type(m.PUBLISH)
+    assert first.payload == b"a"
+    pub.publish(topic, b"b", qos=1)
+    pub.publish(topic, b"zero", qos=0)
+    pub.publish(topic, b"c", qos=1)          # its PUBACK means "zero" was routed before it
+    s.recv_nothing(0.2)                      # the window of 1 holds b, zero and c back
+    s.disconnect()
+    s = raws(broker, 5)
+    assert s.connect(cid, clean=False, properties=[(m.SESSION_EXPIRY, 60),
+                                                   (m.RECEIVE_MAXIMUM, 1)]).session_present
+    got = []
+    for _ in range(3):
+        p = s.recv_type(m.PUBLISH)
+        got.append(p.payload)
+        assert p.qos == 1, got
+        s.send(m.puback(p.pid))
+    assert got == [b"a", b"b", b"c"]
+    s.recv_nothing(0.3)
+
+
 def test_offline_queue_qos0_when_configured(make_broker, clients):
     b = make_broker("queue_qos0_messages true")
     cid = uid("offline0")
