@@ -599,7 +599,11 @@ void auth_connected(conn_t *c)
         a->grant->client_id = strdup(c->client_id);
     auth_install(c);
     static const char *const kinds[] = {"none", "anonymous", "password", "ace"};
-    metrics_count_auth(c->w->b, 1, kinds[a->grant ? a->grant->kind : 0]);
+    metrics_count_auth(c->w->b, 1, kinds[a->grant ? a->grant->kind : a->kind]);
+    /* A connection with nothing left to check (no grant, no ACE: an open listener) keeps no
+     * authentication state: idle connections are the common case and each byte counts. */
+    if (!a->grant && !a->pol->trust && !a->ace_method && !a->job && !a->timer)
+        auth_conn_closed(c);
 }
 
 void auth_conn_closed(conn_t *c)
@@ -637,6 +641,13 @@ static auth_result_t allow_as(conn_t *c, int kind, const char *user, const ace_a
 {
     auth_result_t ok = {.verdict = AUTH_ALLOW};
     auth_conn_t *a = c->authc;
+    a->kind = (uint8_t)kind;
+    c->anonymous = kind == GRANT_ANON;
+    if (!acl && !a->pol->trust) {
+        /* nothing to check later: no grant, which allows everything (grant_allows) */
+        authc_set_grant(c, NULL);
+        return ok;
+    }
     grant_t *g = grant_new(a->pol, kind);
     if (!g || (user && !(g->username = strdup(user)))) {
         grant_unref(g);
@@ -644,7 +655,6 @@ static auth_result_t allow_as(conn_t *c, int kind, const char *user, const ace_a
     }
     g->acl = acl;
     authc_set_grant(c, g);
-    c->anonymous = kind == GRANT_ANON;
     return ok;
 }
 

@@ -93,6 +93,7 @@ typedef struct auth_conn {
     policy_t *pol;
     grant_t *grant;
     uint8_t phase;
+    uint8_t kind;       /* GRANT_* the CONNECT was admitted as (for metrics when grant is NULL) */
     bool ace_method;    /* CONNECT carried Authentication Method "ace": AUTH packets allowed */
     bool exporter_used; /* the TLS exporter PoP may be used once per TLS session */
     bool pop_done;      /* a token was presented with a valid PoP: re-authentication allowed */
