@@ -228,7 +228,7 @@ static uint8_t upload(conn_t *c, const uint8_t *tok, size_t len)
     if (rc == 0 && (rc = auth_admit_token(p, &cl, auth_now())) < 0) /* exi, cnonce: as at CONNECT */
         ace_claims_free(&cl);
     if (rc < 0) {
-        log_info("authz_info_refused", "client=%s peer=%s error=\"%s\"", c->client_id,
+        log_info("authz_info_refused", "client=%s peer=%s error=\"%s\"", conn_id(c),
                  c->stream ? c->stream->peer : "-", ace_strerror(rc));
         return ace_error_is_malformed(rc) ? MQTT_RC_PAYLOAD_FORMAT_INVALID : MQTT_RC_NOT_AUTHORIZED;
     }
@@ -237,13 +237,13 @@ static uint8_t upload(conn_t *c, const uint8_t *tok, size_t len)
     if (!cl.has_cnf || cl.cnf_is_kid_only || cl.cnf_key.type != ACE_KEY_SYMMETRIC ||
         !cl.cnf_key.kid_len || cl.cnf_key.k_len > 32)
         log_info("authz_info_refused", "client=%s error=\"token has no symmetric cnf key with a "
-                 "kid (needed for TLS-PSK)\"", c->client_id);
+                 "kid (needed for TLS-PSK)\"", conn_id(c));
     else if (ace_scope_parse_claim(cl.scope_kind, cl.scope, cl.scope_len, &sc) < 0)
-        log_info("authz_info_refused", "client=%s error=\"scope not understood\"", c->client_id);
+        log_info("authz_info_refused", "client=%s error=\"scope not understood\"", conn_id(c));
     else if (ace_scope_free(&sc), store_put(auth_store(c->w->b->auth), &cl) == 0)
         out = 0;
     if (out == 0)
-        log_info("authz_info_stored", "client=%s peer=%s", c->client_id,
+        log_info("authz_info_stored", "client=%s peer=%s", conn_id(c),
                  c->stream ? c->stream->peer : "-");
     ace_claims_free(&cl);
     return out;

@@ -236,7 +236,7 @@ static void refuse(conn_t *c, uint8_t rc3, const char *why, const char *reason)
     }
     conn_send(c, &ack);
     metrics_count_auth(c->w->b, 0, reason);
-    log_notice("connect_refused", "client=%s peer=%s rc=0x%02x reason=\"%s\"", c->client_id,
+    log_notice("connect_refused", "client=%s peer=%s rc=0x%02x reason=\"%s\"", conn_id(c),
                c->stream ? c->stream->peer : "-", ack.u.connack.rc, why);
     conn_close(c, -1, why);
 }
@@ -310,7 +310,7 @@ static int take_claims(conn_t *c, const ace_claims_t *cl, bool introspected)
         return -1;
     authc_set_grant(c, g);
     c->anonymous = false;
-    snprintf(c->username, sizeof c->username, "%.63s", cl->sub);
+    conn_set_username(c, cl->sub, strlen(cl->sub));
     return 0;
 }
 
@@ -366,7 +366,7 @@ static const char *failure_reason(int rc)
 
 static void connect_failed(conn_t *c, int rc)
 {
-    log_info("ace_token_refused", "client=%s peer=%s error=\"%s\"", c->client_id,
+    log_info("ace_token_refused", "client=%s peer=%s error=\"%s\"", conn_id(c),
              c->stream ? c->stream->peer : "-", ace_introspect_strerror(rc));
     refuse(c, MQTT311_CONNACK_NOT_AUTHORIZED,
            rc == ACE_E_BAD_SIGNATURE ? "token or proof of possession not valid"
@@ -389,14 +389,14 @@ static void reauth_done(conn_t *c, ace_job_t *j)
     a->phase = PH_IDLE;
     pending_clear(a);
     if (j->rc < 0) {
-        log_notice("ace_reauth_failed", "client=%s peer=%s error=\"%s\"", c->client_id,
+        log_notice("ace_reauth_failed", "client=%s peer=%s error=\"%s\"", conn_id(c),
                    c->stream ? c->stream->peer : "-", ace_introspect_strerror(j->rc));
         conn_close(c, MQTT_RC_NOT_AUTHORIZED, "re-authentication failed");
         return;
     }
     auth_install(c); /* the new token replaces the old one, and its deadline the old timer */
     send_auth(c, MQTT_RC_SUCCESS, NULL, 0);
-    log_info("ace_reauth", "client=%s peer=%s", c->client_id, c->stream ? c->stream->peer : "-");
+    log_info("ace_reauth", "client=%s peer=%s", conn_id(c), c->stream ? c->stream->peer : "-");
 }
 
 static void on_introspected(void *arg, int status, const ace_claims_t *cl)
@@ -409,7 +409,7 @@ static void on_introspected(void *arg, int status, const ace_claims_t *cl)
     if (status == 0 && ace_claims_copy(&j->claims, cl) < 0)
         j->rc = ACE_E_NOMEM;
     if (status != 0)
-        log_info("ace_introspection", "client=%s result=\"%s\"", j->c->client_id,
+        log_info("ace_introspection", "client=%s result=\"%s\"", conn_id(j->c),
                  ace_introspect_strerror(status));
     pop_check(j); /* an EC2 PoP costs ~1 ms here; reference tokens are rare enough */
     job_done(j);
@@ -457,7 +457,7 @@ static void job_done(ace_job_t *j)
     } else {
         if (j->purpose == J_CONNECT_POP) {
             a->exporter_used = true;
-            log_debug("ace_pop", "client=%s exporter_context=%s", c->client_id,
+            log_debug("ace_pop", "client=%s exporter_context=%s", conn_id(c),
                       j->matched == 0 ? "zero-length" : "none");
         }
         a->pop_done = j->purpose != J_CONNECT_TOKEN;
@@ -591,7 +591,7 @@ auth_result_t ace_connect(conn_t *c, const mqtt_connect_t *k, policy_t *p)
     auth_result_t bad = {.verdict = AUTH_DENY, .rc5 = MQTT_RC_BAD_AUTH_METHOD,
                          .rc3 = MQTT311_CONNACK_BAD_CREDENTIALS,
                          .why = "authentication method not supported"};
-    c->username[0] = 0; /* never a token in the logs */
+    conn_set_username(c, NULL, 0); /* never a token in the logs */
     if (!p->trust)
         return bad;
     if (save_connect(c, k) < 0) {
@@ -610,7 +610,7 @@ auth_result_t ace_connect(conn_t *c, const mqtt_connect_t *k, policy_t *p)
     size_t tl = d->len >= 2 ? ((size_t)d->p[0] << 8 | d->p[1]) : 0;
     if (d->len < 2 || tl == 0 || 2 + tl > d->len) {
         log_info("ace_token_refused", "client=%s error=\"authentication data is not [u16 len]"
-                 "[token][PoP]\"", c->client_id);
+                 "[token][PoP]\"", conn_id(c));
         ace_refuse_hint(c, MQTT311_CONNACK_NOT_AUTHORIZED, "malformed authentication data");
         return cont;
     }
@@ -696,7 +696,7 @@ static void on_expired(uv_timer_t *t)
     conn_t *c = t->data;
     if (c->state != CS_CONNECTED)
         return;
-    log_info("ace_token_expired", "client=%s peer=%s", c->client_id,
+    log_info("ace_token_expired", "client=%s peer=%s", conn_id(c),
              c->stream ? c->stream->peer : "-");
     /* MQTT 5: DISCONNECT 0x87; 3.1.1: close. The will (accepted at CONNECT) still goes out. */
     conn_close(c, MQTT_RC_NOT_AUTHORIZED, "token expired");

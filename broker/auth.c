@@ -550,7 +550,7 @@ void authc_set_grant(conn_t *c, grant_t *g)
     auth_conn_t *a = c->authc;
     grant_unref(a->grant);
     a->grant = g;
-    if (g && !g->client_id && c->client_id[0] && strcmp(c->client_id, "-") != 0)
+    if (g && !g->client_id && c->client_id)
         g->client_id = strdup(c->client_id);
 }
 
@@ -596,7 +596,7 @@ void auth_connected(conn_t *c)
         return;
     /* the grant learns the final client id (assigned ids, %c in ACL patterns) */
     if (a->grant && !a->grant->client_id)
-        a->grant->client_id = strdup(c->client_id);
+        a->grant->client_id = strdup(conn_id(c));
     auth_install(c);
     static const char *const kinds[] = {"none", "anonymous", "password", "ace"};
     metrics_count_auth(c->w->b, 1, kinds[a->grant ? a->grant->kind : a->kind]);
@@ -696,7 +696,7 @@ static auth_result_t psk_connect(conn_t *c, ace_claims_t *cl)
     authc_set_grant(c, g);
     c->authc->pop_done = true; /* the PSK handshake proved the key */
     c->anonymous = false;
-    snprintf(c->username, sizeof c->username, "%s", g->username ? g->username : "");
+    conn_set_username(c, g->username, g->username ? strlen(g->username) : 0);
     auth_result_t ok = {.verdict = AUTH_ALLOW};
     return ok;
 }
@@ -730,13 +730,13 @@ auth_result_t auth_connect(conn_t *c, const mqtt_connect_t *k)
         if (tls_session_info(c->stream, &info) < 0 || !info.cert_identity)
             return deny(MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
                         "use_identity_as_username: no client certificate identity");
-        snprintf(c->username, sizeof c->username, "%s", info.cert_identity);
+        conn_set_username(c, info.cert_identity, strlen(info.cert_identity));
         auth_result_t r = allow_as(c, GRANT_USER, info.cert_identity, acl);
         c->anonymous = false;
         return r;
     }
     if (!l || l->allow_anonymous) {
-        c->username[0] = 0;
+        conn_set_username(c, NULL, 0);
         return allow_as(c, GRANT_ANON, NULL, acl);
     }
     if (p->trust && c->version == MQTT_V5) {
@@ -756,7 +756,7 @@ static int ace_deny_publish(conn_t *c, uint8_t qos, const char *why)
 {
     if (qos > 0 && c->version == MQTT_V5)
         return MQTT_RC_NOT_AUTHORIZED;
-    log_notice("publish_denied", "client=%s peer=%s reason=\"%s\"", c->client_id,
+    log_notice("publish_denied", "client=%s peer=%s reason=\"%s\"", conn_id(c),
                c->stream ? c->stream->peer : "-", why);
     conn_close(c, MQTT_RC_NOT_AUTHORIZED, why);
     return -1;
@@ -772,7 +772,7 @@ int auth_publish(conn_t *c, const char *topic, size_t len, uint8_t qos)
     bool expired = g->deadline && auth_now() >= g->deadline;
     if (g->ace_rules && g->kind != GRANT_USER)
         return ace_deny_publish(c, qos, expired ? "token expired" : "publish not authorized");
-    log_debug("publish_denied", "client=%s topic_len=%zu", c->client_id, len);
+    log_debug("publish_denied", "client=%s topic_len=%zu", conn_id(c), len);
     return MQTT_RC_NOT_AUTHORIZED;
 }
 
@@ -783,7 +783,7 @@ int auth_subscribe(conn_t *c, const char *filter, size_t len)
     const grant_t *g = c->authc ? c->authc->grant : NULL;
     if (grant_allows(g, ACE_PERM_SUB, filter, len, true))
         return 0;
-    log_info("subscribe_denied", "client=%s peer=%s", c->client_id,
+    log_info("subscribe_denied", "client=%s peer=%s", conn_id(c),
              c->stream ? c->stream->peer : "-");
     return MQTT_RC_NOT_AUTHORIZED;
 }

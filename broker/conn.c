@@ -466,7 +466,7 @@ void conn_check_rate(conn_t *c)
         return;
     c->throttled = true;
     c->stream->ops->pause(c->stream, 1);
-    log_debug("throttled", "client=%s bytes=%llu messages=%u held=%u", c->client_id,
+    log_debug("throttled", "client=%s bytes=%llu messages=%u held=%u", conn_id(c),
               (unsigned long long)c->rate_bytes, c->rate_msgs, c->held_len);
 }
 
@@ -535,7 +535,7 @@ static void on_closed(stream_t *s, int status, const char *why)
         c->state = CS_CLOSING;
         if (c->session || log_enabled(LOGL_DEBUG))
             log_write(c->w->b->lim.connection_messages ? LOGL_INFO : LOGL_DEBUG, "disconnect",
-                      "client=%s peer=%s reason=\"%s\" status=%d", c->client_id,
+                      "client=%s peer=%s reason=\"%s\" status=%d", conn_id(c),
                      s->peer, why, status);
     }
     auth_conn_closed(c);
@@ -556,6 +556,31 @@ const stream_events_t *conn_stream_events(void)
     return &conn_events;
 }
 
+static void set_text(char **dst, const char *p, size_t len, size_t max)
+{
+    char *v = NULL;
+    if (p && len) {
+        if (len > max)
+            len = max;
+        if (!(v = malloc(len + 1)))
+            return;
+        memcpy(v, p, len);
+        v[len] = 0;
+    }
+    free(*dst);
+    *dst = v;
+}
+
+void conn_set_client_id(conn_t *c, const char *p, size_t len)
+{
+    set_text(&c->client_id, p, len, SIZE_MAX - 1);
+}
+
+void conn_set_username(conn_t *c, const char *p, size_t len)
+{
+    set_text(&c->username, p, len, 63);
+}
+
 conn_t *conn_new(worker_t *w, stream_t *s, listener_rt_t *lrt)
 {
     const acemq_listener_t *l = lrt ? lrt->cfg : NULL;
@@ -573,7 +598,6 @@ conn_t *conn_new(worker_t *w, stream_t *s, listener_rt_t *lrt)
     c->max_topic_alias =
         (uint16_t)(l && l->max_topic_alias >= 0 ? l->max_topic_alias : w->b->lim.max_topic_alias);
     c->created_at = c->last_rx = clock_ms();
-    snprintf(c->client_id, sizeof c->client_id, "-");
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -595,6 +619,8 @@ void conn_unref(conn_t *c)
     free(c->alias_len);
     free(c->rbuf);
     free(c->held);
+    free(c->client_id);
+    free(c->username);
     free(c);
 }
 
@@ -619,7 +645,7 @@ void conn_close(conn_t *c, int rc, const char *why)
      * the session already ended (clean session) or offline, with its will handled. */
     conn_detach_session(c);
     log_write(c->w->b->lim.connection_messages ? LOGL_INFO : LOGL_DEBUG, "disconnect",
-              "client=%s peer=%s reason=\"%s\"", c->client_id,
+              "client=%s peer=%s reason=\"%s\"", conn_id(c),
              c->stream ? c->stream->peer : "-", why ? why : "closed");
     if (c->stream)
         c->stream->ops->close(c->stream);
@@ -627,7 +653,7 @@ void conn_close(conn_t *c, int rc, const char *why)
 
 int conn_protocol_error(conn_t *c, int rc, const char *why)
 {
-    log_notice("protocol_error", "client=%s peer=%s rc=0x%02x reason=\"%s\"", c->client_id,
+    log_notice("protocol_error", "client=%s peer=%s rc=0x%02x reason=\"%s\"", conn_id(c),
                c->stream ? c->stream->peer : "-", rc, why);
     conn_close(c, c->version == MQTT_V5 ? rc : -1, why);
     return -1;

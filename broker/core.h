@@ -203,7 +203,7 @@ struct conn {
     bool pending;         /* on the worker's flush list */
     bool in_handler;
     session_t *session;   /* reference held while connected */
-    char client_id[64];   /* for logs, truncated */
+    char *client_id;      /* as the session knows it; NULL before CONNECT (conn_id() gives "-") */
     uint64_t created_at, last_rx;
     uint16_t keepalive;
 
@@ -227,7 +227,7 @@ struct conn {
     size_t unsent; /* bytes handed to the transport and not yet written */
 
     uint64_t bytes_in, bytes_out;
-    char username[64];
+    char *username;       /* for logs, truncated; NULL when none */
     bool anonymous;
     bool counted; /* counted in clients_connected */
     bool throttled;       /* reading paused by the rate limits until the next tick */
@@ -242,6 +242,15 @@ struct conn {
 };
 
 conn_t *conn_new(worker_t *w, stream_t *s, listener_rt_t *l);
+/* The client id for logs: "-" until CONNECT named one. */
+static inline const char *conn_id(const conn_t *c)
+{
+    return c->client_id ? c->client_id : "-";
+}
+/* Sets c->client_id or c->username (NULL or len 0: none); username is cut at 63 bytes. An
+ * allocation failure leaves the old value: these are for logs and ACL patterns, never for routing. */
+void conn_set_client_id(conn_t *c, const char *p, size_t len);
+void conn_set_username(conn_t *c, const char *p, size_t len);
 static inline conn_t *conn_ref(conn_t *c)
 {
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);

@@ -27,7 +27,7 @@ static int refuse(conn_t *c, uint8_t rc5, uint8_t rc3, const char *why)
         ack.u.connack.props.reason_string.len = (uint16_t)strlen(why);
     }
     conn_send(c, &ack);
-    log_notice("connect_refused", "client=%s peer=%s rc=0x%02x reason=\"%s\"", c->client_id,
+    log_notice("connect_refused", "client=%s peer=%s rc=0x%02x reason=\"%s\"", conn_id(c),
                c->stream ? c->stream->peer : "-", ack.u.connack.rc, why);
     conn_close(c, -1, why);
     return -1;
@@ -267,7 +267,7 @@ int connect_accept(conn_t *c, const mqtt_connect_t *k, const mqtt_str_t *auth_me
     attach_t a;
     if (attach_session(c, k, id, len, &a) < 0)
         return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_UNAVAILABLE, "out of memory");
-    snprintf(c->client_id, sizeof c->client_id, "%.*s", (int)(len < 63 ? len : 63), id);
+    conn_set_client_id(c, id, len);
     c->will_on_close = true;
     c->state = CS_CONNECTED;
     auth_connected(c); /* the session gets this connection's grant before anything is sent */
@@ -275,7 +275,7 @@ int connect_accept(conn_t *c, const mqtt_connect_t *k, const mqtt_str_t *auth_me
     send_connack(c, &a, id, len, assigned, server_ka, auth_method);
 
     if (a.kick) {
-        log_info("session_takeover", "client=%s peer=%s", c->client_id, c->stream->peer);
+        log_info("session_takeover", "client=%s peer=%s", conn_id(c), c->stream->peer);
         worker_post(a.kick->w, INBOX_KICK_CONN, a.kick, MQTT_RC_SESSION_TAKEN_OVER);
     }
     if (a.old_will) {
@@ -297,8 +297,8 @@ int connect_accept(conn_t *c, const mqtt_connect_t *k, const mqtt_str_t *auth_me
         atomic_store(&b->stats.clients_maximum, now_connected);
     log_write(b->lim.connection_messages ? LOGL_INFO : LOGL_DEBUG, "connect",
               "client=%s peer=%s proto=%d clean=%d keepalive=%u session_present=%d%s%s",
-              c->client_id, c->stream->peer, c->version, k->clean, c->keepalive, a.present,
-              c->username[0] ? " user=" : "", c->username);
+              conn_id(c), c->stream->peer, c->version, k->clean, c->keepalive, a.present,
+              c->username ? " user=" : "", c->username ? c->username : "");
     return 0;
 }
 
@@ -308,11 +308,9 @@ int handle_connect(conn_t *c, mqtt_packet_t *p)
     c->version = k->level;
     read_client_props(c, k);
     if (k->client_id.len)
-        snprintf(c->client_id, sizeof c->client_id, "%.*s",
-                 (int)(k->client_id.len < 63 ? k->client_id.len : 63), k->client_id.p);
+        conn_set_client_id(c, (const char *)k->client_id.p, k->client_id.len);
     if (k->has_username)
-        snprintf(c->username, sizeof c->username, "%.*s",
-                 (int)(k->username.len < 63 ? k->username.len : 63), k->username.p);
+        conn_set_username(c, (const char *)k->username.p, k->username.len);
     auth_result_t r = auth_connect(c, k);
     switch (r.verdict) {
     case AUTH_ALLOW:

@@ -113,7 +113,7 @@ static int drop_oversized(conn_t *c, const mqtt_publish_t *pub)
     c->oversized++;
     if ((c->oversized & (c->oversized - 1)) == 0) /* 1, 2, 4...: a flood cannot flood the log */
         log_notice("message_too_large", "client=%s qos=%u payload=%u limit=%u dropped_total=%u",
-                   c->client_id, pub->qos, pub->payload_len, max, c->oversized);
+                   conn_id(c), pub->qos, pub->payload_len, max, c->oversized);
     if (pub->qos)
         send_ack(c, pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pub->id,
                  MQTT_RC_PACKET_TOO_LARGE);

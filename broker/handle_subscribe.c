@@ -68,7 +68,7 @@ static uint8_t subscribe_one(conn_t *c, const mqtt_sub_t *sub, uint32_t sub_id, 
     pthread_mutex_unlock(&s->lock);
     uint8_t rh = v5 ? MQTT_SUBOPT_RH(sub->options) : 0;
     *send_retained = !inner && (rh == 0 || (rh == 1 && !existed));
-    log_debug("subscribe", "client=%s qos=%u existed=%d", c->client_id, qos, existed);
+    log_debug("subscribe", "client=%s qos=%u existed=%d", conn_id(c), qos, existed);
     return qos;
 }
 

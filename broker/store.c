@@ -351,7 +351,7 @@ void store_ack_later(store_t *st, conn_t *c, uint8_t type, uint16_t id, uint8_t 
         waiter_t *n = realloc(st->waiters, cap * sizeof *n);
         if (!n) {
             pthread_mutex_unlock(&st->lock);
-            log_error("store_out_of_memory", "client=%s what=ack", c->client_id);
+            log_error("store_out_of_memory", "client=%s what=ack", conn_id(c));
             return; /* no ack: the client sends the PUBLISH again */
         }
         st->waiters = n;
