@@ -216,7 +216,7 @@ static bool rate_ok(authz_store_t *st, const char *peer)
 static uint8_t upload(conn_t *c, const uint8_t *tok, size_t len)
 {
     policy_t *p = c->authc->pol;
-    if (!rate_ok(auth_store(c->w->b->auth), c->stream ? c->stream->peer : "-"))
+    if (!rate_ok(auth_store(c->w->b->auth), stream_peer(c->stream)))
         return MQTT_RC_MESSAGE_RATE_TOO_HIGH;
     if (len == 0 || len > p->max_token)
         return MQTT_RC_PAYLOAD_FORMAT_INVALID;
@@ -229,7 +229,7 @@ static uint8_t upload(conn_t *c, const uint8_t *tok, size_t len)
         ace_claims_free(&cl);
     if (rc < 0) {
         log_info("authz_info_refused", "client=%s peer=%s error=\"%s\"", conn_id(c),
-                 c->stream ? c->stream->peer : "-", ace_strerror(rc));
+                 stream_peer(c->stream), ace_strerror(rc));
         return ace_error_is_malformed(rc) ? MQTT_RC_PAYLOAD_FORMAT_INVALID : MQTT_RC_NOT_AUTHORIZED;
     }
     ace_scope_t sc;
@@ -244,7 +244,7 @@ static uint8_t upload(conn_t *c, const uint8_t *tok, size_t len)
         out = 0;
     if (out == 0)
         log_info("authz_info_stored", "client=%s peer=%s", conn_id(c),
-                 c->stream ? c->stream->peer : "-");
+                 stream_peer(c->stream));
     ace_claims_free(&cl);
     return out;
 }

@@ -237,7 +237,7 @@ static void refuse(conn_t *c, uint8_t rc3, const char *why, const char *reason)
     conn_send(c, &ack);
     metrics_count_auth(c->w->b, 0, reason);
     log_notice("connect_refused", "client=%s peer=%s rc=0x%02x reason=\"%s\"", conn_id(c),
-               c->stream ? c->stream->peer : "-", ack.u.connack.rc, why);
+               stream_peer(c->stream), ack.u.connack.rc, why);
     conn_close(c, -1, why);
 }
 
@@ -367,7 +367,7 @@ static const char *failure_reason(int rc)
 static void connect_failed(conn_t *c, int rc)
 {
     log_info("ace_token_refused", "client=%s peer=%s error=\"%s\"", conn_id(c),
-             c->stream ? c->stream->peer : "-", ace_introspect_strerror(rc));
+             stream_peer(c->stream), ace_introspect_strerror(rc));
     refuse(c, MQTT311_CONNACK_NOT_AUTHORIZED,
            rc == ACE_E_BAD_SIGNATURE ? "token or proof of possession not valid"
                                      : ace_introspect_strerror(rc),
@@ -390,13 +390,13 @@ static void reauth_done(conn_t *c, ace_job_t *j)
     pending_clear(a);
     if (j->rc < 0) {
         log_notice("ace_reauth_failed", "client=%s peer=%s error=\"%s\"", conn_id(c),
-                   c->stream ? c->stream->peer : "-", ace_introspect_strerror(j->rc));
+                   stream_peer(c->stream), ace_introspect_strerror(j->rc));
         conn_close(c, MQTT_RC_NOT_AUTHORIZED, "re-authentication failed");
         return;
     }
     auth_install(c); /* the new token replaces the old one, and its deadline the old timer */
     send_auth(c, MQTT_RC_SUCCESS, NULL, 0);
-    log_info("ace_reauth", "client=%s peer=%s", conn_id(c), c->stream ? c->stream->peer : "-");
+    log_info("ace_reauth", "client=%s peer=%s", conn_id(c), stream_peer(c->stream));
 }
 
 static void on_introspected(void *arg, int status, const ace_claims_t *cl)
@@ -697,7 +697,7 @@ static void on_expired(uv_timer_t *t)
     if (c->state != CS_CONNECTED)
         return;
     log_info("ace_token_expired", "client=%s peer=%s", conn_id(c),
-             c->stream ? c->stream->peer : "-");
+             stream_peer(c->stream));
     /* MQTT 5: DISCONNECT 0x87; 3.1.1: close. The will (accepted at CONNECT) still goes out. */
     conn_close(c, MQTT_RC_NOT_AUTHORIZED, "token expired");
 }

@@ -757,7 +757,7 @@ static int ace_deny_publish(conn_t *c, uint8_t qos, const char *why)
     if (qos > 0 && c->version == MQTT_V5)
         return MQTT_RC_NOT_AUTHORIZED;
     log_notice("publish_denied", "client=%s peer=%s reason=\"%s\"", conn_id(c),
-               c->stream ? c->stream->peer : "-", why);
+               stream_peer(c->stream), why);
     conn_close(c, MQTT_RC_NOT_AUTHORIZED, why);
     return -1;
 }
@@ -784,7 +784,7 @@ int auth_subscribe(conn_t *c, const char *filter, size_t len)
     if (grant_allows(g, ACE_PERM_SUB, filter, len, true))
         return 0;
     log_info("subscribe_denied", "client=%s peer=%s", conn_id(c),
-             c->stream ? c->stream->peer : "-");
+             stream_peer(c->stream));
     return MQTT_RC_NOT_AUTHORIZED;
 }
 

@@ -277,7 +277,7 @@ static int refuse_connect(conn_t *c, const uint8_t *frame, size_t len, mqtt_rc_t
     }
     if (send)
         conn_send(c, &ack);
-    log_notice("connect_refused", "peer=%s rc=0x%02x reason=\"%s\"", c->stream->peer, rc, why);
+    log_notice("connect_refused", "peer=%s rc=0x%02x reason=\"%s\"", stream_peer(c->stream), rc, why);
     conn_close(c, -1, why);
     return -1;
 }
@@ -536,7 +536,7 @@ static void on_closed(stream_t *s, int status, const char *why)
         if (c->session || log_enabled(LOGL_DEBUG))
             log_write(c->w->b->lim.connection_messages ? LOGL_INFO : LOGL_DEBUG, "disconnect",
                       "client=%s peer=%s reason=\"%s\" status=%d", conn_id(c),
-                     s->peer, why, status);
+                     stream_peer(s), why, status);
     }
     auth_conn_closed(c);
     conn_detach_session(c);
@@ -646,7 +646,7 @@ void conn_close(conn_t *c, int rc, const char *why)
     conn_detach_session(c);
     log_write(c->w->b->lim.connection_messages ? LOGL_INFO : LOGL_DEBUG, "disconnect",
               "client=%s peer=%s reason=\"%s\"", conn_id(c),
-             c->stream ? c->stream->peer : "-", why ? why : "closed");
+             stream_peer(c->stream), why ? why : "closed");
     if (c->stream)
         c->stream->ops->close(c->stream);
 }
@@ -654,7 +654,7 @@ void conn_close(conn_t *c, int rc, const char *why)
 int conn_protocol_error(conn_t *c, int rc, const char *why)
 {
     log_notice("protocol_error", "client=%s peer=%s rc=0x%02x reason=\"%s\"", conn_id(c),
-               c->stream ? c->stream->peer : "-", rc, why);
+               stream_peer(c->stream), rc, why);
     conn_close(c, c->version == MQTT_V5 ? rc : -1, why);
     return -1;
 }

@@ -28,7 +28,7 @@ static int refuse(conn_t *c, uint8_t rc5, uint8_t rc3, const char *why)
     }
     conn_send(c, &ack);
     log_notice("connect_refused", "client=%s peer=%s rc=0x%02x reason=\"%s\"", conn_id(c),
-               c->stream ? c->stream->peer : "-", ack.u.connack.rc, why);
+               stream_peer(c->stream), ack.u.connack.rc, why);
     conn_close(c, -1, why);
     return -1;
 }
@@ -275,7 +275,7 @@ int connect_accept(conn_t *c, const mqtt_connect_t *k, const mqtt_str_t *auth_me
     send_connack(c, &a, id, len, assigned, server_ka, auth_method);
 
     if (a.kick) {
-        log_info("session_takeover", "client=%s peer=%s", conn_id(c), c->stream->peer);
+        log_info("session_takeover", "client=%s peer=%s", conn_id(c), stream_peer(c->stream));
         worker_post(a.kick->w, INBOX_KICK_CONN, a.kick, MQTT_RC_SESSION_TAKEN_OVER);
     }
     if (a.old_will) {
@@ -297,7 +297,7 @@ int connect_accept(conn_t *c, const mqtt_connect_t *k, const mqtt_str_t *auth_me
         atomic_store(&b->stats.clients_maximum, now_connected);
     log_write(b->lim.connection_messages ? LOGL_INFO : LOGL_DEBUG, "connect",
               "client=%s peer=%s proto=%d clean=%d keepalive=%u session_present=%d%s%s",
-              conn_id(c), c->stream->peer, c->version, k->clean, c->keepalive, a.present,
+              conn_id(c), stream_peer(c->stream), c->version, k->clean, c->keepalive, a.present,
               c->username ? " user=" : "", c->username ? c->username : "");
     return 0;
 }

@@ -54,21 +54,39 @@ typedef struct {
     const char *name; /* "tcp", "tls", "ws", "wss" */
 } stream_ops_t;
 
+/* The peer's address, kept as the kernel gave it (28 bytes, not the 64 of its text form: every
+ * connection carries one, layered transports copy it). */
+typedef union {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} stream_addr_t;
+
 struct stream {
     const stream_ops_t *ops;
     const stream_events_t *ev;
     void *owner;        /* the connection above */
     uv_loop_t *loop;
-    char peer[64];      /* "1.2.3.4:5678" or "[::1]:5678", for logs */
+    stream_addr_t peer; /* AF_UNSPEC when unknown */
 };
 
+/* The peer as "1.2.3.4:5678" or "[::1]:5678" ("-" for a NULL stream, "unknown" when not known),
+ * for logs. The text lives in a per-thread ring of 4 buffers: valid until the same thread has
+ * asked 4 more times, enough for the arguments of one log line. */
+const char *stream_peer(const stream_t *s);
+
 /*
- * The plain TCP transport. Takes ownership of an accepted uv_tcp_t (already initialised on
- * `loop` and accepted). Returns NULL on allocation failure (the socket is then closed).
+ * The plain TCP transport. A connection's TCP handle lives inside its stream (one allocation):
+ * stream_tcp_handle_new() gives a handle initialised on `loop` (NULL when out of memory) to
+ * uv_accept, then stream_tcp_new() turns it into the stream, or stream_tcp_handle_close() closes
+ * and frees it when no stream is wanted (a refused connection).
  */
+uv_tcp_t *stream_tcp_handle_new(uv_loop_t *loop);
+void stream_tcp_handle_close(uv_tcp_t *tcp);
+/* Takes ownership of an accepted handle from stream_tcp_handle_new; never NULL. */
 stream_t *stream_tcp_new(uv_loop_t *loop, uv_tcp_t *tcp, const stream_events_t *ev, void *owner);
 
-/* Formats a socket peer address into buf (at least 64 bytes). */
-void stream_peer_name(const struct sockaddr_storage *ss, char *buf, size_t cap);
+/* Formats a socket address into buf (at least 64 bytes). */
+void stream_peer_name(const struct sockaddr *sa, char *buf, size_t cap);
 
 #endif

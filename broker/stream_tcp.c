@@ -10,6 +10,7 @@
  */
 #include "broker/stream.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +19,19 @@ enum { READ_BUF = 64 * 1024, CLOSE_GRACE_MS = 2000 };
 
 typedef struct {
     stream_t s;
-    uv_tcp_t *tcp;
     uv_timer_t *grace; /* only while closing: idle connections don't pay for it */
-    int pending_handles; /* handles still to be closed before the memory can go */
-    int closing;
-    int closed_reported;
-    int status;
     const char *why;
+    int status;
+    uint8_t pending_handles; /* handles still to be closed before the memory can go */
+    uint8_t closing;
+    uint8_t closed_reported;
+    uv_tcp_t tcp[1]; /* the socket: an array so that t->tcp reads as the handle pointer */
 } tcp_stream_t;
+
+static tcp_stream_t *of_handle(uv_tcp_t *tcp)
+{
+    return (tcp_stream_t *)(void *)((char *)tcp - offsetof(tcp_stream_t, tcp));
+}
 
 typedef struct {
     uv_write_t req;
@@ -47,7 +53,8 @@ static void report_and_free(tcp_stream_t *t)
 static void handle_closed(uv_handle_t *h)
 {
     tcp_stream_t *t = h->data;
-    free(h); /* the socket or the grace timer */
+    if (h != (uv_handle_t *)t->tcp)
+        free(h); /* the grace timer */
     if (--t->pending_handles == 0)
         report_and_free(t);
 }
@@ -194,16 +201,16 @@ static const stream_ops_t tcp_ops = {
     .name = "tcp",
 };
 
-void stream_peer_name(const struct sockaddr_storage *ss, char *buf, size_t cap)
+void stream_peer_name(const struct sockaddr *ss, char *buf, size_t cap)
 {
     char host[INET6_ADDRSTRLEN] = "?";
     int port = 0;
-    if (ss->ss_family == AF_INET) {
+    if (ss->sa_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
         uv_ip4_name(a, host, sizeof host);
         port = ntohs(a->sin_port);
         snprintf(buf, cap, "%s:%d", host, port);
-    } else if (ss->ss_family == AF_INET6) {
+    } else if (ss->sa_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
         uv_ip6_name(a, host, sizeof host);
         port = ntohs(a->sin6_port);
@@ -213,22 +220,47 @@ void stream_peer_name(const struct sockaddr_storage *ss, char *buf, size_t cap)
     }
 }
 
-stream_t *stream_tcp_new(uv_loop_t *loop, uv_tcp_t *tcp, const stream_events_t *ev, void *owner)
+const char *stream_peer(const stream_t *s)
+{
+    static _Thread_local char ring[4][64];
+    static _Thread_local unsigned next;
+    if (!s)
+        return "-";
+    char *buf = ring[next++ % 4];
+    stream_peer_name(&s->peer.sa, buf, sizeof ring[0]);
+    return buf;
+}
+
+static void handle_only_closed(uv_handle_t *h)
+{
+    free(of_handle((uv_tcp_t *)h));
+}
+
+uv_tcp_t *stream_tcp_handle_new(uv_loop_t *loop)
 {
     tcp_stream_t *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
+    if (t && uv_tcp_init(loop, t->tcp) < 0) {
+        free(t);
+        t = NULL;
+    }
+    return t ? t->tcp : NULL;
+}
+
+void stream_tcp_handle_close(uv_tcp_t *tcp)
+{
+    uv_close((uv_handle_t *)tcp, handle_only_closed);
+}
+
+stream_t *stream_tcp_new(uv_loop_t *loop, uv_tcp_t *tcp, const stream_events_t *ev, void *owner)
+{
+    tcp_stream_t *t = of_handle(tcp);
     t->s.ops = &tcp_ops;
     t->s.ev = ev;
     t->s.owner = owner;
     t->s.loop = loop;
-    t->tcp = tcp;
     tcp->data = t;
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0)
-        stream_peer_name(&ss, t->s.peer, sizeof t->s.peer);
-    else
-        snprintf(t->s.peer, sizeof t->s.peer, "unknown");
+    int len = sizeof t->s.peer;
+    if (uv_tcp_getpeername(tcp, &t->s.peer.sa, &len) != 0)
+        t->s.peer.sa.sa_family = AF_UNSPEC;
     return &t->s;
 }

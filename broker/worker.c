@@ -93,11 +93,6 @@ static bool over_limit(worker_t *w, listener_rt_t *l)
     return l->cfg->max_connections >= 0 && atomic_load(&l->conns) >= l->cfg->max_connections;
 }
 
-static void on_tcp_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
 static void on_connection(uv_stream_t *server, int status)
 {
     worker_t *w = server->loop->data;
@@ -114,13 +109,11 @@ static void on_connection(uv_stream_t *server, int status)
         }
         return;
     }
-    uv_tcp_t *tcp = malloc(sizeof *tcp);
-    if (!tcp || uv_tcp_init(&w->loop, tcp) < 0) {
-        free(tcp);
+    uv_tcp_t *tcp = stream_tcp_handle_new(&w->loop);
+    if (!tcp)
         return;
-    }
     if (uv_accept(server, (uv_stream_t *)tcp) < 0) {
-        uv_close((uv_handle_t *)tcp, on_tcp_closed);
+        stream_tcp_handle_close(tcp);
         return;
     }
     if (w->stopping || over_limit(w, l) || atomic_load(&w->b->shedding)) {
@@ -130,23 +123,21 @@ static void on_connection(uv_stream_t *server, int status)
                         atomic_load(&w->b->shedding) ? "memory_limit reached"
                                                      : "max_connections reached");
         }
-        uv_close((uv_handle_t *)tcp, on_tcp_closed);
+        stream_tcp_handle_close(tcp);
         return;
     }
     uv_tcp_nodelay(tcp, w->b->lim.tcp_nodelay);
     extern const stream_events_t *conn_stream_events(void);
     stream_t *s = listener_stream_new(l, &w->loop, tcp, conn_stream_events());
-    if (!s) {
-        uv_close((uv_handle_t *)tcp, on_tcp_closed);
-        return;
-    }
+    if (!s)
+        return; /* out of memory above TCP: the transport has closed the socket */
     conn_t *c = conn_new(w, s, l);
     if (!c) {
         s->ops->close(s); /* on_closed with no owner: see conn.c */
         return;
     }
     s->owner = c;
-    log_debug("accept", "peer=%s port=%d transport=%s", s->peer, l->cfg->port, s->ops->name);
+    log_debug("accept", "peer=%s port=%d transport=%s", stream_peer(s), l->cfg->port, s->ops->name);
     if (s->ops->start(s) < 0)
         conn_close(c, -1, "could not start reading");
 }

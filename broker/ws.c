@@ -233,7 +233,7 @@ static void process(ws_conn_t *w, const uint8_t *d, size_t n)
             close_lower(w); /* the server closes the TCP connection first (section 7.1.1) */
             return;
         case WS_EV_ERROR:
-            log_notice("ws_protocol_error", "peer=%s code=%u reason=\"%s\"", w->s.peer,
+            log_notice("ws_protocol_error", "peer=%s code=%u reason=\"%s\"", stream_peer(&w->s),
                        (unsigned)ev.code, ev.err);
             if (w->state == WS_OPEN) {
                 send_close(w, ev.code);
@@ -393,7 +393,7 @@ static void refuse(ws_conn_t *w, const char *why)
                      "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n"
                      "Sec-WebSocket-Version: 13\r\nContent-Length: %zu\r\n\r\n%s\n",
                      strlen(why) + 1, why);
-    log_notice("ws_upgrade_refused", "peer=%s reason=\"%s\"", w->s.peer, why);
+    log_notice("ws_upgrade_refused", "peer=%s reason=\"%s\"", stream_peer(&w->s), why);
     write_copy(w, resp, (size_t)n);
     begin_close(w, UV_EPROTO, why, 0);
 }
@@ -422,7 +422,7 @@ static int answer_upgrade(ws_conn_t *w)
     free(w->http);
     w->http = NULL;
     w->state = WS_OPEN;
-    log_debug("ws_open", "peer=%s transport=%s", w->s.peer, w->s.ops->name);
+    log_debug("ws_open", "peer=%s transport=%s", stream_peer(&w->s), w->s.ops->name);
     w->s.ev->on_open(&w->s);
     return 0;
 }
@@ -572,7 +572,7 @@ stream_t *ws_stream_wrap(stream_t *lower, const ws_options_t *opt, const stream_
     w->s.ev = ev;
     w->s.owner = owner;
     w->s.loop = lower->loop;
-    memcpy(w->s.peer, lower->peer, sizeof w->s.peer);
+    w->s.peer = lower->peer;
     w->lower = lower;
     w->http = h;
     w->state = WS_HTTP;

@@ -196,7 +196,7 @@ void tls_hs_data(tls_conn_t *c)
         if (!c->waiting_slot) {
             c->waiting_slot = 1;
             tls_logf(c->srv, TLS_LOG_INFO, "tls_handshake_queued", "peer=%s reason=\"%u "
-                     "handshakes in progress (max_handshakes)\"", c->s.peer,
+                     "handshakes in progress (max_handshakes)\"", stream_peer(&c->s),
                      atomic_load(&c->srv->max_hs));
             tls_hs_arm_timer(c);
         }
@@ -265,7 +265,7 @@ static void handshake_failed(tls_conn_t *c, int rc)
         if (*q == '"')
             *q = '\'';
     tls_logf(c->srv, TLS_LOG_WARNING, "tls_handshake_failed", "peer=%s reason=\"%s\" "
-             "error=\"%s\"", c->s.peer, fail_reason(c, rc), msg);
+             "error=\"%s\"", stream_peer(&c->s), fail_reason(c, rc), msg);
     tls_fail(c, UV_EPROTO, "TLS handshake failed");
 }
 
@@ -283,7 +283,7 @@ static void handshake_done(tls_conn_t *c)
     }
     c->state = CS_OPEN;
     tls_logf(c->srv, TLS_LOG_INFO, "tls_handshake_done", "peer=%s cipher=%s resumed=%d "
-             "ems=%d alpn=%s", c->s.peer, mbedtls_ssl_get_ciphersuite(&c->ssl), c->resumed,
+             "ems=%d alpn=%s", stream_peer(&c->s), mbedtls_ssl_get_ciphersuite(&c->ssl), c->resumed,
              c->ems, c->alpn ? c->alpn : "none");
     c->s.ev->on_open(&c->s);
     tls_drive_read(c); /* application data may have come with the client's Finished */
@@ -304,7 +304,7 @@ static void hs_after(uv_work_t *w, int status)
     if (c->state == CS_CLOSING) { /* closed while the step ran: finish what begin_close left */
         if (status >= 0 && c->hs_rc == 0) /* the handshake itself completed: say so */
             tls_logf(c->srv, TLS_LOG_INFO, "tls_handshake_done", "peer=%s cipher=%s resumed=%d "
-                     "ems=%d closed=1", c->s.peer, mbedtls_ssl_get_ciphersuite(&c->ssl),
+                     "ems=%d closed=1", stream_peer(&c->s), mbedtls_ssl_get_ciphersuite(&c->ssl),
                      c->resumed, c->ems);
         tls_flush(c);
         tls_close_rest(c);
@@ -343,7 +343,7 @@ static void on_timer(uv_timer_t *t)
         return;
     if (uv_now(c->s.loop) >= c->deadline) {
         tls_logf(c->srv, TLS_LOG_WARNING, "tls_handshake_timeout", "peer=%s reason=\"%s\" "
-                 "timeout_ms=%llu", c->s.peer, c->waiting_slot ? "no handshake slot free "
+                 "timeout_ms=%llu", stream_peer(&c->s), c->waiting_slot ? "no handshake slot free "
                  "(max_handshakes)" : "handshake not completed in time",
                  (unsigned long long)c->gen->timeout_ms);
         tls_fail(c, UV_ETIMEDOUT, "TLS handshake timed out");

@@ -176,7 +176,7 @@ static void io_error(tls_conn_t *c, const char *op, int rc)
 {
     char msg[128];
     mbedtls_strerror(rc, msg, sizeof msg);
-    tls_logf(c->srv, TLS_LOG_NOTICE, "tls_io_failed", "op=%s peer=%s error=\"%s\"", op, c->s.peer,
+    tls_logf(c->srv, TLS_LOG_NOTICE, "tls_io_failed", "op=%s peer=%s error=\"%s\"", op, stream_peer(&c->s),
              msg);
     begin_close(c, UV_EPROTO, "TLS error on an open connection", 0);
 }
@@ -237,7 +237,7 @@ static void lower_closed(stream_t *l, int status, const char *why)
     if (c->state != CS_CLOSING) {
         if (c->state != CS_OPEN)
             tls_logf(c->srv, TLS_LOG_NOTICE, "tls_handshake_failed", "peer=%s reason=\"peer "
-                     "closed the connection during the handshake\"", c->s.peer);
+                     "closed the connection during the handshake\"", stream_peer(&c->s));
         c->state = CS_CLOSING;
         c->close_status = status;
         c->close_why = why ? why : "connection closed";
@@ -340,7 +340,7 @@ stream_t *tls_stream_wrap(tls_server_t *srv, stream_t *lower, const stream_event
     c->s.ev = ev;
     c->s.owner = owner;
     c->s.loop = lower->loop;
-    memcpy(c->s.peer, lower->peer, sizeof c->s.peer);
+    c->s.peer = lower->peer;
     c->srv = srv;
     c->lower = lower;
     c->state = CS_NEW;

@@ -94,9 +94,9 @@ void tls_server_free(tls_server_t *srv);
 unsigned tls_server_handshakes(const tls_server_t *srv);
 
 /*
- * Wraps an accepted TCP socket (malloc'd, initialised on loop and accepted; stream_tcp frees it)
- * with stream_tcp_new() and returns the TLS stream on top, not yet started. NULL on allocation
- * failure; if stream_tcp_new itself failed, tcp is still the caller's to close.
+ * Wraps an accepted TCP socket (from stream_tcp_handle_new, accepted) with stream_tcp_new() and
+ * returns the TLS stream on top, not yet started. NULL on allocation failure, after closing the
+ * socket: tcp is never the caller's any more.
  */
 stream_t *tls_stream_new(tls_server_t *srv, uv_loop_t *loop, uv_tcp_t *tcp,
                          const stream_events_t *ev, void *owner);

@@ -154,7 +154,9 @@ static fstream_t *open_conn(int i)
     fs->s.ops = &fs_ops;
     fs->s.ev = conn_stream_events();
     fs->s.loop = &w->loop;
-    snprintf(fs->s.peer, sizeof fs->s.peer, "192.0.2.%d:1000", i + 1);
+    fs->s.peer.in.sin_family = AF_INET;
+    fs->s.peer.in.sin_port = htons(1000);
+    fs->s.peer.in.sin_addr.s_addr = htonl(0xC0000201u + (uint32_t)i); /* 192.0.2.1... */
     fs->cctx.role = PROTO_ROLE_CLIENT;
     fs->cctx.version = MQTT_V311;
     conn_t *c = conn_new(w, &fs->s, &lrt);

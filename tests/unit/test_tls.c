@@ -169,10 +169,9 @@ static const stream_events_t echo_ev = {ev_data, ev_open, ev_closed};
 static void on_conn(uv_stream_t *server, int status)
 {
     int i = (int)(intptr_t)server->data;
-    uv_tcp_t *t = malloc(sizeof *t);
-    if (status < 0 || !t)
-        return free(t);
-    uv_tcp_init(&loop, t);
+    uv_tcp_t *t = status < 0 ? NULL : stream_tcp_handle_new(&loop);
+    if (!t)
+        return;
     if (uv_accept(server, (uv_stream_t *)t) == 0) {
         stream_t *s = tls_stream_new(lst[i].srv, &loop, t, &echo_ev, NULL);
         if (s)
