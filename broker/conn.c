@@ -177,7 +177,6 @@ static void submit(conn_t *c)
     }
     wb->c = conn_ref(c);
     c->unsent += wb->bytes;
-    c->bytes_out += wb->bytes;
     if (c->stream->ops->write(c->stream, wb->bufs, wb->n, batch_written, wb) < 0) {
         c->unsent -= wb->bytes;
         batch_free(wb);
@@ -496,7 +495,6 @@ static void on_data(stream_t *s, const uint8_t *data, size_t len)
 {
     conn_t *c = s->owner;
     c->last_rx = clock_ms();
-    c->bytes_in += len;
     atomic_fetch_add_explicit(&c->w->b->stats.bytes_received, len, memory_order_relaxed);
     conn_ref(c);
     feed(c, data, len);
@@ -616,7 +614,6 @@ void conn_unref(conn_t *c)
     for (uint16_t i = 0; i < c->n_aliases; i++)
         free(c->aliases[i]);
     free(c->aliases);
-    free(c->alias_len);
     free(c->rbuf);
     free(c->held);
     free(c->client_id);

@@ -96,10 +96,6 @@ typedef struct {
 struct session {
     pthread_mutex_t lock;
     atomic_int refs;
-    char *client_id;
-    uint16_t id_len;
-    uint8_t version;
-    bool registered; /* in the registry; false once discarded or expired */
     uint32_t expiry; /* Session Expiry Interval in seconds; UINT32_MAX = never */
     conn_t *conn;    /* current connection (holds a conn reference) or NULL */
     worker_t *worker; /* worker of conn, or the one that tracks the offline session */
@@ -111,10 +107,10 @@ struct session {
     inflight_t *out; /* outgoing QoS 1/2 awaiting acknowledgement, in send order */
     uint32_t n_out, cap_out;
     uint64_t out_bytes; /* payload bytes of `out` still held (entries past PUBREC hold none) */
-    uint16_t next_id;
 
     delivery_t *queue; /* ring buffer of deliveries not yet sent */
     uint32_t q_head, q_len, q_cap;
+    uint32_t dropped;  /* deliveries dropped (queue limits, memory), for log throttling */
     uint64_t q_bytes;
 
     uint16_t *in_ids; /* incoming QoS 2 packet ids awaiting PUBREL */
@@ -125,11 +121,15 @@ struct session {
     uint32_t will_expiry; /* Message Expiry Interval of the will, counted from its publication */
     uint64_t will_at; /* when a delayed will is due; 0 = none pending */
 
-    uint64_t dropped;
-    atomic_bool flush_queued; /* already on a worker's flush list */
     struct auth_session *authz; /* authorization state that outlives a connection (auth.c) */
     uint64_t store_sid;         /* id in the persistent store while durable, else 0 (store.h) */
-    session_t *hnext;         /* registry chain */
+    session_t *hnext;           /* registry chain */
+    uint16_t next_id;
+    uint16_t id_len;
+    uint8_t version;
+    bool registered; /* in the registry; false once discarded or expired */
+    atomic_bool flush_queued; /* already on a worker's flush list */
+    char client_id[];         /* id_len bytes and a NUL, in the same allocation */
 };
 
 session_t *session_new(const char *id, size_t len);
@@ -191,54 +191,52 @@ typedef struct wbatch wbatch_t;
 
 struct conn {
     atomic_int refs;
-    worker_t *w;
-    stream_t *stream;
-    const acemq_listener_t *listener;
-    listener_rt_t *lrt;
-    conn_t *prev, *next; /* the worker's list */
     uint8_t state;
     uint8_t version;
     bool taken_over;
     bool will_on_close;   /* publish the session's will when the socket goes */
-    bool pending;         /* on the worker's flush list */
-    bool in_handler;
+    worker_t *w;
+    stream_t *stream;
+    const acemq_listener_t *listener;
+    listener_rt_t *lrt;
+    conn_t *prev, *next;  /* the worker's list */
     session_t *session;   /* reference held while connected */
     char *client_id;      /* as the session knows it; NULL before CONNECT (conn_id() gives "-") */
+    char *username;       /* for logs, truncated; NULL when none */
+    struct auth_conn *authc; /* per-connection authentication state (auth.c); NULL when none */
     uint64_t created_at, last_rx;
-    uint16_t keepalive;
 
     /* what the client told us (MQTT 5 CONNECT properties) */
+    uint16_t keepalive;
     uint16_t client_receive_max;
-    uint32_t client_max_packet;
     uint16_t client_alias_max;
+    uint16_t n_aliases;
+    uint32_t client_max_packet;
     bool problem_info;
 
-    /* inbound topic aliases */
-    char **aliases;
-    uint16_t *alias_len;
-    uint16_t n_aliases;
+    bool pending;         /* on the worker's flush list */
+    bool in_handler;
+    bool anonymous;
+    bool counted;         /* counted in clients_connected */
+    bool throttled;       /* reading paused by the rate limits until the next tick */
+    uint8_t max_qos;          /* the listener's max_qos */
+    uint16_t max_topic_alias; /* the listener's max_topic_alias */
+
+    char **aliases;       /* inbound topic aliases: n_aliases NUL-terminated topic names */
 
     /* reading */
     uint8_t *rbuf;
     uint32_t rlen, rcap, rneed;
+    uint32_t held_len;
+    uint8_t *held;        /* input read past the rate budget, handled at the next tick */
 
     /* writing */
     wbatch_t *batch;
     size_t unsent; /* bytes handed to the transport and not yet written */
 
-    uint64_t bytes_in, bytes_out;
-    char *username;       /* for logs, truncated; NULL when none */
-    bool anonymous;
-    bool counted; /* counted in clients_connected */
-    bool throttled;       /* reading paused by the rate limits until the next tick */
     uint32_t rate_msgs;   /* PUBLISH packets this second */
-    uint64_t rate_bytes;  /* bytes handled this second */
-    uint8_t *held;        /* input read past the rate budget, handled at the next tick */
-    uint32_t held_len;
     uint32_t oversized;   /* PUBLISHes dropped for message_size_limit (log throttling) */
-    struct auth_conn *authc; /* per-connection authentication state (auth.c) */
-    uint8_t max_qos;         /* the listener's max_qos */
-    uint16_t max_topic_alias; /* the listener's max_topic_alias */
+    uint64_t rate_bytes;  /* bytes handled this second */
 };
 
 conn_t *conn_new(worker_t *w, stream_t *s, listener_rt_t *l);

@@ -43,8 +43,7 @@ static int resolve_alias(conn_t *c, mqtt_publish_t *pub)
         return conn_protocol_error(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
     if (!c->aliases) {
         c->aliases = calloc(max, sizeof *c->aliases);
-        c->alias_len = calloc(max, sizeof *c->alias_len);
-        if (!c->aliases || !c->alias_len)
+        if (!c->aliases)
             return conn_protocol_error(c, MQTT_RC_SERVER_BUSY, "out of memory");
         c->n_aliases = max;
     }
@@ -52,19 +51,20 @@ static int resolve_alias(conn_t *c, mqtt_publish_t *pub)
         return conn_protocol_error(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
     uint16_t i = alias - 1;
     if (pub->topic.len > 0) {
-        char *t = malloc(pub->topic.len);
+        /* the codec refuses U+0000 in a topic: a C string holds it whole */
+        char *t = malloc(pub->topic.len + 1);
         if (!t)
             return conn_protocol_error(c, MQTT_RC_SERVER_BUSY, "out of memory");
         memcpy(t, pub->topic.p, pub->topic.len);
+        t[pub->topic.len] = 0;
         free(c->aliases[i]);
         c->aliases[i] = t;
-        c->alias_len[i] = pub->topic.len;
         return 0;
     }
     if (!c->aliases[i])
         return conn_protocol_error(c, MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
     pub->topic.p = (const uint8_t *)c->aliases[i];
-    pub->topic.len = c->alias_len[i];
+    pub->topic.len = (uint16_t)strlen(c->aliases[i]);
     return 0;
 }
 

@@ -19,14 +19,9 @@
 
 session_t *session_new(const char *id, size_t len)
 {
-    session_t *s = calloc(1, sizeof *s);
+    session_t *s = calloc(1, sizeof *s + len + 1);
     if (!s)
         return NULL;
-    s->client_id = malloc(len + 1);
-    if (!s->client_id) {
-        free(s);
-        return NULL;
-    }
     memcpy(s->client_id, id, len);
     s->client_id[len] = 0;
     s->id_len = (uint16_t)len;
@@ -63,7 +58,6 @@ void session_unref(session_t *s)
     free(s->queue);
     free(s->out);
     free(s->in_ids);
-    free(s->client_id);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -104,8 +98,8 @@ static void count_drop(broker_t *b, session_t *s, const char *why)
     s->dropped++;
     atomic_fetch_add(&b->stats.msgs_dropped, 1);
     if ((s->dropped & (s->dropped - 1)) == 0) /* 1, 2, 4, 8...: say it without flooding */
-        log_notice("message_dropped", "client=%s reason=\"%s\" dropped_total=%llu", s->client_id,
-                   why, (unsigned long long)s->dropped);
+        log_notice("message_dropped", "client=%s reason=\"%s\" dropped_total=%u", s->client_id,
+                   why, (unsigned)s->dropped);
 }
 
 void session_drop_qos0(broker_t *b, session_t *s)
