@@ -12,6 +12,7 @@
  * (worker.c's check handle), so a burst of messages costs one system call.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -569,9 +570,28 @@ static void set_text(char **dst, const char *p, size_t len, size_t max)
     *dst = v;
 }
 
+static void drop_client_id(conn_t *c)
+{
+    if (c->id_borrowed)
+        session_unref((session_t *)(void *)(c->client_id - offsetof(session_t, client_id)));
+    else
+        free(c->client_id);
+    c->client_id = NULL;
+    c->id_borrowed = false;
+}
+
 void conn_set_client_id(conn_t *c, const char *p, size_t len)
 {
+    if (c->id_borrowed)
+        drop_client_id(c);
     set_text(&c->client_id, p, len, SIZE_MAX - 1);
+}
+
+void conn_use_session_id(conn_t *c, session_t *s)
+{
+    drop_client_id(c);
+    c->client_id = session_ref(s)->client_id;
+    c->id_borrowed = true;
 }
 
 void conn_set_username(conn_t *c, const char *p, size_t len)
@@ -616,7 +636,7 @@ void conn_unref(conn_t *c)
     free(c->aliases);
     free(c->rbuf);
     free(c->held);
-    free(c->client_id);
+    drop_client_id(c);
     free(c->username);
     free(c);
 }

@@ -219,6 +219,7 @@ struct conn {
     bool anonymous;
     bool counted;         /* counted in clients_connected */
     bool throttled;       /* reading paused by the rate limits until the next tick */
+    bool id_borrowed;     /* client_id is a session's (conn_use_session_id), not malloc'd */
     uint8_t max_qos;          /* the listener's max_qos */
     uint16_t max_topic_alias; /* the listener's max_topic_alias */
 
@@ -248,6 +249,9 @@ static inline const char *conn_id(const conn_t *c)
 /* Sets c->client_id or c->username (NULL or len 0: none); username is cut at 63 bytes. An
  * allocation failure leaves the old value: these are for logs and ACL patterns, never for routing. */
 void conn_set_client_id(conn_t *c, const char *p, size_t len);
+/* Once attached: the client id becomes the session's own string (the connection keeps a session
+ * reference for it until it is freed, so logs after the session detached still name it). */
+void conn_use_session_id(conn_t *c, session_t *s);
 void conn_set_username(conn_t *c, const char *p, size_t len);
 static inline conn_t *conn_ref(conn_t *c)
 {

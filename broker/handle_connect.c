@@ -267,7 +267,7 @@ int connect_accept(conn_t *c, const mqtt_connect_t *k, const mqtt_str_t *auth_me
     attach_t a;
     if (attach_session(c, k, id, len, &a) < 0)
         return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_UNAVAILABLE, "out of memory");
-    conn_set_client_id(c, id, len);
+    conn_use_session_id(c, a.s);
     c->will_on_close = true;
     c->state = CS_CONNECTED;
     auth_connected(c); /* the session gets this connection's grant before anything is sent */
