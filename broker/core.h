@@ -322,7 +322,7 @@ struct worker {
     ptrvec_t pending;  /* conns to flush at the end of the loop turn (references) */
     ptrvec_t pending_sessions; /* sessions with new deliveries (references) */
     ptrvec_t offline;  /* sessions whose expiry and delayed will this worker tracks */
-    uv_tcp_t *servers;
+    stream_acceptor_t *servers;
     size_t n_servers;
     int *server_fds; /* bound and listening sockets made by the main thread */
     struct listener_rt **server_listeners;
@@ -426,7 +426,8 @@ int listeners_init(broker_t *b, char *err, size_t cap);
 void listeners_reload(broker_t *b, const acemq_config_t *fresh);
 void listeners_free(broker_t *b);
 /* The transport for an accepted socket on this listener (TLS or plain). */
-stream_t *listener_stream_new(listener_rt_t *l, uv_loop_t *loop, uv_tcp_t *tcp,
+stream_t *listener_stream_new(listener_rt_t *l, uv_loop_t *loop, int fd,
+                              const struct sockaddr *peer, size_t peer_len,
                               const stream_events_t *ev);
 
 struct broker {

@@ -122,14 +122,15 @@ void listeners_free(broker_t *b)
     b->n_listeners = 0;
 }
 
-stream_t *listener_stream_new(listener_rt_t *l, uv_loop_t *loop, uv_tcp_t *tcp,
+stream_t *listener_stream_new(listener_rt_t *l, uv_loop_t *loop, int fd,
+                              const struct sockaddr *peer, size_t peer_len,
                               const stream_events_t *ev)
 {
     /* loop->data is the accepting worker */
     worker_t *w = loop->data;
     atomic_fetch_add_explicit(&w->b->stats.connections_accepted, 1, memory_order_relaxed);
-    stream_t *lower = l->tls ? tls_stream_new(l->tls, loop, tcp, ev, NULL)
-                             : stream_tcp_new(loop, tcp, ev, NULL);
+    stream_t *lower = l->tls ? tls_stream_new(l->tls, loop, fd, peer, peer_len, ev, NULL)
+                             : stream_tcp_new(loop, fd, peer, peer_len, ev, NULL);
     if (!lower || !l->cfg->protocol || strcmp(l->cfg->protocol, "websockets") != 0)
         return lower;
     /* WebSockets over TCP ("ws") or over TLS ("wss"). A frame may not be larger than the

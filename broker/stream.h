@@ -76,15 +76,32 @@ struct stream {
 const char *stream_peer(const stream_t *s);
 
 /*
- * The plain TCP transport. A connection's TCP handle lives inside its stream (one allocation):
- * stream_tcp_handle_new() gives a handle initialised on `loop` (NULL when out of memory) to
- * uv_accept, then stream_tcp_new() turns it into the stream, or stream_tcp_handle_close() closes
- * and frees it when no stream is wanted (a refused connection).
+ * The plain TCP transport over an accepted, non-blocking socket, which it owns from here on (it
+ * is closed on failure too). peer: the address accept() gave. NULL when out of memory.
  */
-uv_tcp_t *stream_tcp_handle_new(uv_loop_t *loop);
-void stream_tcp_handle_close(uv_tcp_t *tcp);
-/* Takes ownership of an accepted handle from stream_tcp_handle_new; never NULL. */
-stream_t *stream_tcp_new(uv_loop_t *loop, uv_tcp_t *tcp, const stream_events_t *ev, void *owner);
+stream_t *stream_tcp_new(uv_loop_t *loop, int fd, const struct sockaddr *peer, size_t peer_len,
+                         const stream_events_t *ev, void *owner);
+
+/*
+ * Accepting on a listening socket (non-blocking, listen() done): cb gets each new socket (fd >= 0,
+ * non-blocking, close-on-exec, its own to keep or close) with the peer's address, or an error
+ * (fd = a negative uv error; at the descriptor limit, UV_EMFILE, after which the pending
+ * connection is taken and closed so that the loop does not spin on it).
+ */
+typedef struct stream_acceptor stream_acceptor_t;
+typedef void (*stream_accept_cb)(stream_acceptor_t *a, int fd, const struct sockaddr *peer,
+                                 size_t peer_len);
+struct stream_acceptor {
+    uv_poll_t poll;
+    int fd;
+    int spare; /* a descriptor kept in reserve for the EMFILE case */
+    stream_accept_cb cb;
+    void *arg;
+};
+int stream_acceptor_start(stream_acceptor_t *a, uv_loop_t *loop, int fd, stream_accept_cb cb,
+                          void *arg);
+/* Stops accepting and closes the listening socket. */
+void stream_acceptor_close(stream_acceptor_t *a);
 
 /* Formats a socket address into buf (at least 64 bytes). */
 void stream_peer_name(const struct sockaddr *sa, char *buf, size_t cap);

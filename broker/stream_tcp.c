@@ -1,48 +1,85 @@
 /*
- * broker/stream_tcp.c: the plain TCP transport behind the stream_t face.
+ * broker/stream_tcp.c: the plain TCP transport behind the stream_t face, and the acceptor that
+ * makes its streams.
  *
- * Reads land in one per-thread buffer (a worker handles one read callback at a time and the
- * connection copies whatever it cannot consume at once), so an idle connection holds no read
- * buffer at all. Writes go straight to uv_write with the caller's buffers: the bytes stay owned
- * by the caller until its callback runs. Closing shuts the write side down first so queued bytes
- * (a final DISCONNECT, say) reach the peer, with a timer so a peer that never reads cannot hold
- * the socket open.
+ * The socket is watched with a uv_poll_t and read and written with the system calls directly:
+ * libuv's uv_tcp_t is 248 bytes against 160, and an idle connection is mostly its transport.
+ *
+ * Reads land in one per-thread buffer (a worker handles one callback at a time and the connection
+ * copies whatever it cannot consume at once), so an idle connection holds no read buffer. A write
+ * goes to the socket at once; whatever the kernel does not take is queued (with a copy of the
+ * buffer list, never of the bytes) and sent as the socket becomes writable, and the caller's
+ * callback runs when its last byte is out: before tcp_write returns when everything went at once,
+ * as the stream_ops_t contract allows. Closing sends what is queued first and then shuts the
+ * write side down, so a final DISCONNECT reaches the peer, with a timer so a peer that never reads
+ * cannot hold the socket open.
  */
 #include "broker/stream.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
-enum { READ_BUF = 64 * 1024, CLOSE_GRACE_MS = 2000 };
+enum { READ_BUF = 64 * 1024, READS_PER_EVENT = 4, CLOSE_GRACE_MS = 2000, ACCEPTS_PER_EVENT = 64 };
+
+typedef struct wreq {
+    struct wreq *next;
+    stream_write_cb cb;
+    void *arg;
+    unsigned n;      /* buffers still to send; bufs[0] is advanced past what went */
+    uv_buf_t bufs[]; /* the caller's list from where the kernel stopped */
+} wreq_t;
 
 typedef struct {
     stream_t s;
-    uv_timer_t *grace; /* only while closing: idle connections don't pay for it */
+    uv_poll_t poll;
+    int fd;
+    int status;      /* why it closed: 0 or a negative uv error */
     const char *why;
-    int status;
-    uint8_t pending_handles; /* handles still to be closed before the memory can go */
+    wreq_t *wq;      /* writes waiting for the socket, oldest first */
+    uv_timer_t *grace; /* only while closing with writes queued */
+    uint8_t reading;
+    uint8_t paused;
     uint8_t closing;
+    uint8_t events;  /* what poll watches now */
+    uint8_t pending_handles; /* handles still to be closed before the memory can go */
     uint8_t closed_reported;
-    uv_tcp_t tcp[1]; /* the socket: an array so that t->tcp reads as the handle pointer */
 } tcp_stream_t;
-
-static tcp_stream_t *of_handle(uv_tcp_t *tcp)
-{
-    return (tcp_stream_t *)(void *)((char *)tcp - offsetof(tcp_stream_t, tcp));
-}
-
-typedef struct {
-    uv_write_t req;
-    stream_write_cb cb;
-    void *arg;
-} tcp_write_t;
 
 static _Thread_local char read_buf[READ_BUF];
 
-static void report_and_free(tcp_stream_t *t)
+static void on_poll(uv_poll_t *h, int status, int events);
+
+/* ---- the handles and their end ---------------------------------------------------------------- */
+
+static void cancel_writes(tcp_stream_t *t)
 {
+    while (t->wq) {
+        wreq_t *r = t->wq;
+        t->wq = r->next;
+        if (r->cb)
+            r->cb(r->arg, UV_ECANCELED);
+        free(r);
+    }
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    tcp_stream_t *t = h->data;
+    if (h != (uv_handle_t *)&t->poll)
+        free(h); /* the grace timer */
+    if (--t->pending_handles)
+        return;
+    cancel_writes(t); /* as libuv does for a closed stream: before the close is reported */
     if (!t->closed_reported) {
         t->closed_reported = 1;
         t->s.ev->on_closed(&t->s, t->status, t->why);
@@ -50,21 +87,14 @@ static void report_and_free(tcp_stream_t *t)
     free(t);
 }
 
-static void handle_closed(uv_handle_t *h)
-{
-    tcp_stream_t *t = h->data;
-    if (h != (uv_handle_t *)t->tcp)
-        free(h); /* the grace timer */
-    if (--t->pending_handles == 0)
-        report_and_free(t);
-}
-
 static void close_handles(tcp_stream_t *t)
 {
     if (t->pending_handles)
         return;
     t->pending_handles = 1;
-    uv_close((uv_handle_t *)t->tcp, handle_closed);
+    uv_close((uv_handle_t *)&t->poll, handle_closed); /* stops watching the fd: now it can go */
+    close(t->fd);
+    t->fd = -1;
     if (t->grace) {
         t->pending_handles++;
         uv_close((uv_handle_t *)t->grace, handle_closed);
@@ -81,82 +111,206 @@ static void fail(tcp_stream_t *t, int status, const char *why)
     close_handles(t);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+/* Watches for what is wanted now: reading unless paused or closing, writing while queued. */
+static void update_poll(tcp_stream_t *t)
 {
-    (void)h;
-    (void)hint;
-    *buf = uv_buf_init(read_buf, sizeof read_buf);
+    if (t->pending_handles)
+        return;
+    uint8_t ev = (uint8_t)((t->reading && !t->paused && !t->closing ? UV_READABLE : 0) |
+                           (t->wq ? UV_WRITABLE : 0));
+    if (ev == t->events)
+        return;
+    t->events = ev;
+    int rc = ev ? uv_poll_start(&t->poll, ev, on_poll) : uv_poll_stop(&t->poll);
+    if (rc < 0)
+        fail(t, rc, uv_strerror(rc));
 }
 
-static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
+/* ---- writing ---------------------------------------------------------------------------------- */
+
+/* Sends as much of bufs[0..n) as the kernel takes: the byte count, or a negative uv error. */
+static ssize_t send_some(int fd, const uv_buf_t *bufs, unsigned n)
 {
-    tcp_stream_t *t = h->data;
-    if (n > 0) {
-        if (!t->closing)
-            t->s.ev->on_data(&t->s, (const uint8_t *)buf->base, (size_t)n);
-    } else if (n == UV_EOF) {
-        fail(t, UV_EOF, "peer closed the connection");
-    } else if (n < 0) {
-        fail(t, (int)n, uv_strerror((int)n));
+    size_t total = 0;
+    while (n > 0) {
+        unsigned k = n < IOV_MAX ? n : IOV_MAX;
+        struct msghdr mh = {.msg_iov = (struct iovec *)(void *)bufs, .msg_iovlen = k};
+        size_t want = 0;
+        for (unsigned i = 0; i < k; i++)
+            want += bufs[i].len;
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return (ssize_t)total;
+            return total ? (ssize_t)total : -errno; /* report the error on the next try */
+        }
+        total += (size_t)w;
+        if ((size_t)w < want)
+            return (ssize_t)total;
+        bufs += k;
+        n -= k;
     }
+    return (ssize_t)total;
 }
 
-static int tcp_start(stream_t *s)
+/* Advances a buffer list past `done` bytes; returns the number of buffers left. */
+static unsigned skip_bytes(uv_buf_t *bufs, unsigned n, size_t done, unsigned *first)
 {
-    tcp_stream_t *t = (tcp_stream_t *)s;
-    int rc = uv_read_start((uv_stream_t *)t->tcp, on_alloc, on_read);
-    if (rc == 0)
-        s->ev->on_open(s);
-    return rc;
+    unsigned i = 0;
+    while (i < n && done >= bufs[i].len) {
+        done -= bufs[i].len;
+        i++;
+    }
+    if (i < n && done) {
+        bufs[i].base += done;
+        bufs[i].len -= done;
+    }
+    *first = i;
+    return n - i;
 }
 
-static void on_written(uv_write_t *req, int status)
+static void shut_and_close(tcp_stream_t *t)
 {
-    tcp_write_t *w = (tcp_write_t *)req;
-    if (w->cb)
-        w->cb(w->arg, status);
-    free(w);
+    shutdown(t->fd, SHUT_WR);
+    close_handles(t);
+}
+
+/* The socket is writable: sends queued writes in order, completing each as its last byte goes. */
+static void flush_queue(tcp_stream_t *t)
+{
+    while (t->wq && !t->pending_handles) {
+        wreq_t *r = t->wq;
+        ssize_t w = send_some(t->fd, r->bufs, r->n);
+        if (w < 0) {
+            fail(t, (int)w, uv_strerror((int)w));
+            return;
+        }
+        unsigned first;
+        r->n = skip_bytes(r->bufs, r->n, (size_t)w, &first);
+        if (r->n) {
+            memmove(r->bufs, r->bufs + first, r->n * sizeof *r->bufs);
+            break; /* the kernel is full again */
+        }
+        t->wq = r->next;
+        if (r->cb)
+            r->cb(r->arg, 0); /* may write more or close */
+        free(r);
+    }
+    if (t->pending_handles)
+        return;
+    if (!t->wq && t->closing)
+        shut_and_close(t);
+    else
+        update_poll(t);
 }
 
 static int tcp_write(stream_t *s, const uv_buf_t *bufs, unsigned n, stream_write_cb cb, void *arg)
 {
     tcp_stream_t *t = (tcp_stream_t *)s;
-    if (t->closing && t->pending_handles)
+    if (t->pending_handles)
         return UV_ECANCELED;
-    tcp_write_t *w = malloc(sizeof *w);
-    if (!w)
+    unsigned skip = 0; /* buffers sent whole */
+    size_t done = 0;   /* bytes sent of the next one */
+    if (!t->wq) {
+        ssize_t w = send_some(t->fd, bufs, n);
+        if (w < 0)
+            return (int)w;
+        done = (size_t)w;
+        while (skip < n && done >= bufs[skip].len)
+            done -= bufs[skip++].len;
+        if (skip == n) {
+            if (cb)
+                cb(arg, 0);
+            return 0;
+        }
+    }
+    unsigned left = n - skip;
+    wreq_t *r = malloc(sizeof *r + left * sizeof(uv_buf_t));
+    if (!r)
         return UV_ENOMEM;
-    w->cb = cb;
-    w->arg = arg;
-    int rc = uv_write(&w->req, (uv_stream_t *)t->tcp, bufs, n, on_written);
-    if (rc < 0)
-        free(w);
-    return rc;
+    r->next = NULL;
+    r->cb = cb;
+    r->arg = arg;
+    r->n = left;
+    memcpy(r->bufs, bufs + skip, left * sizeof *bufs);
+    r->bufs[0].base += done;
+    r->bufs[0].len -= done;
+    wreq_t **tail = &t->wq;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = r;
+    update_poll(t);
+    return 0;
 }
 
 static size_t tcp_queued(const stream_t *s)
 {
     const tcp_stream_t *t = (const tcp_stream_t *)s;
-    return uv_stream_get_write_queue_size((const uv_stream_t *)t->tcp);
+    size_t q = 0;
+    for (const wreq_t *r = t->wq; r; r = r->next)
+        for (unsigned i = 0; i < r->n; i++)
+            q += r->bufs[i].len;
+    return q;
+}
+
+/* ---- reading ---------------------------------------------------------------------------------- */
+
+static void read_some(tcp_stream_t *t)
+{
+    for (int k = 0; k < READS_PER_EVENT && t->reading && !t->paused && !t->closing; k++) {
+        ssize_t n = read(t->fd, read_buf, sizeof read_buf);
+        if (n > 0) {
+            t->s.ev->on_data(&t->s, (const uint8_t *)read_buf, (size_t)n);
+            if ((size_t)n < sizeof read_buf)
+                return;
+        } else if (n == 0) {
+            fail(t, UV_EOF, "peer closed the connection");
+            return;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return;
+        } else if (errno != EINTR) {
+            int e = -errno;
+            fail(t, e, uv_strerror(e));
+            return;
+        }
+    }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    tcp_stream_t *t = h->data;
+    if (t->pending_handles)
+        return;
+    if (status < 0) {
+        fail(t, status, uv_strerror(status));
+        return;
+    }
+    if (events & UV_WRITABLE)
+        flush_queue(t);
+    if ((events & UV_READABLE) && !t->pending_handles)
+        read_some(t);
+}
+
+/* ---- the operations --------------------------------------------------------------------------- */
+
+static int tcp_start(stream_t *s)
+{
+    tcp_stream_t *t = (tcp_stream_t *)s;
+    t->reading = 1;
+    update_poll(t);
+    if (t->pending_handles)
+        return t->status;
+    s->ev->on_open(s);
+    return 0;
 }
 
 static void tcp_pause(stream_t *s, int paused)
 {
     tcp_stream_t *t = (tcp_stream_t *)s;
-    if (t->closing)
-        return;
-    if (paused)
-        uv_read_stop((uv_stream_t *)t->tcp);
-    else
-        uv_read_start((uv_stream_t *)t->tcp, on_alloc, on_read);
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-    tcp_stream_t *t = req->data;
-    (void)status;
-    free(req);
-    close_handles(t);
+    t->paused = (uint8_t)(paused != 0);
+    update_poll(t);
 }
 
 static void on_grace(uv_timer_t *timer)
@@ -172,24 +326,20 @@ static void tcp_close(stream_t *s)
     t->closing = 1;
     t->status = 0;
     t->why = "closed by the broker";
-    uv_read_stop((uv_stream_t *)t->tcp);
-    uv_shutdown_t *req = malloc(sizeof *req);
-    if (req) {
-        req->data = t;
-        if (uv_shutdown(req, (uv_stream_t *)t->tcp, on_shutdown) == 0) {
-            t->grace = malloc(sizeof *t->grace);
-            if (t->grace && uv_timer_init(s->loop, t->grace) == 0) {
-                t->grace->data = t;
-                uv_timer_start(t->grace, on_grace, CLOSE_GRACE_MS, 0);
-            } else {
-                free(t->grace);
-                t->grace = NULL;
-            }
-            return;
-        }
-        free(req);
+    if (!t->wq) {
+        shut_and_close(t);
+        return;
     }
-    close_handles(t);
+    update_poll(t); /* no more reading; the queue drains, then shut_and_close */
+    t->grace = malloc(sizeof *t->grace);
+    if (t->grace && uv_timer_init(s->loop, t->grace) == 0) {
+        t->grace->data = t;
+        uv_timer_start(t->grace, on_grace, CLOSE_GRACE_MS, 0);
+    } else {
+        free(t->grace);
+        t->grace = NULL;
+        close_handles(t);
+    }
 }
 
 static const stream_ops_t tcp_ops = {
@@ -231,36 +381,94 @@ const char *stream_peer(const stream_t *s)
     return buf;
 }
 
-static void handle_only_closed(uv_handle_t *h)
-{
-    free(of_handle((uv_tcp_t *)h));
-}
-
-uv_tcp_t *stream_tcp_handle_new(uv_loop_t *loop)
+stream_t *stream_tcp_new(uv_loop_t *loop, int fd, const struct sockaddr *peer, size_t peer_len,
+                         const stream_events_t *ev, void *owner)
 {
     tcp_stream_t *t = calloc(1, sizeof *t);
-    if (t && uv_tcp_init(loop, t->tcp) < 0) {
+    if (!t || uv_poll_init(loop, &t->poll, fd) < 0) {
         free(t);
-        t = NULL;
+        close(fd);
+        return NULL;
     }
-    return t ? t->tcp : NULL;
-}
-
-void stream_tcp_handle_close(uv_tcp_t *tcp)
-{
-    uv_close((uv_handle_t *)tcp, handle_only_closed);
-}
-
-stream_t *stream_tcp_new(uv_loop_t *loop, uv_tcp_t *tcp, const stream_events_t *ev, void *owner)
-{
-    tcp_stream_t *t = of_handle(tcp);
+    t->poll.data = t;
+    t->fd = fd;
     t->s.ops = &tcp_ops;
     t->s.ev = ev;
     t->s.owner = owner;
     t->s.loop = loop;
-    tcp->data = t;
-    int len = sizeof t->s.peer;
-    if (uv_tcp_getpeername(tcp, &t->s.peer.sa, &len) != 0)
+    if (peer && peer_len <= sizeof t->s.peer)
+        memcpy(&t->s.peer, peer, peer_len);
+    else
         t->s.peer.sa.sa_family = AF_UNSPEC;
     return &t->s;
+}
+
+/* ---- accepting -------------------------------------------------------------------------------- */
+
+static void on_acceptable(uv_poll_t *h, int status, int events)
+{
+    stream_acceptor_t *a = h->data;
+    (void)events;
+    if (status < 0) {
+        a->cb(a, status, NULL, 0);
+        return;
+    }
+    for (int k = 0; k < ACCEPTS_PER_EVENT; k++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(a->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            a->cb(a, fd, (struct sockaddr *)&ss, len);
+            continue;
+        }
+        int e = errno;
+        if (e == EINTR || e == ECONNABORTED)
+            continue;
+        if (e == EAGAIN || e == EWOULDBLOCK)
+            return;
+        a->cb(a, -e, NULL, 0);
+        if ((e == EMFILE || e == ENFILE) && a->spare >= 0) {
+            /* Out of descriptors: the pending connection would wake us forever. Give up the spare
+             * one to take it and close it (the client sees the close), then keep a spare again. */
+            close(a->spare);
+            int drop = accept4(a->fd, NULL, NULL, SOCK_CLOEXEC);
+            if (drop >= 0)
+                close(drop);
+            a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            continue;
+        }
+        return;
+    }
+}
+
+int stream_acceptor_start(stream_acceptor_t *a, uv_loop_t *loop, int fd, stream_accept_cb cb,
+                          void *arg)
+{
+    a->fd = fd;
+    a->cb = cb;
+    a->arg = arg;
+    a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int rc = uv_poll_init(loop, &a->poll, fd);
+    if (rc == 0) {
+        a->poll.data = a;
+        rc = uv_poll_start(&a->poll, UV_READABLE, on_acceptable);
+        if (rc < 0)
+            uv_close((uv_handle_t *)&a->poll, NULL);
+    }
+    if (rc < 0 && a->spare >= 0) {
+        close(a->spare);
+        a->spare = -1;
+    }
+    return rc;
+}
+
+void stream_acceptor_close(stream_acceptor_t *a)
+{
+    if (uv_is_closing((uv_handle_t *)&a->poll))
+        return;
+    uv_close((uv_handle_t *)&a->poll, NULL);
+    close(a->fd);
+    if (a->spare >= 0)
+        close(a->spare);
+    a->spare = -1;
 }

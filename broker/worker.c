@@ -14,6 +14,7 @@
 #include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,11 +94,13 @@ static bool over_limit(worker_t *w, listener_rt_t *l)
     return l->cfg->max_connections >= 0 && atomic_load(&l->conns) >= l->cfg->max_connections;
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_connection(stream_acceptor_t *acc, int fd, const struct sockaddr *peer,
+                          size_t peer_len)
 {
-    worker_t *w = server->loop->data;
-    listener_rt_t *l = server->data;
+    worker_t *w = acc->poll.loop->data;
+    listener_rt_t *l = acc->arg;
     uint64_t now = clock_ms();
+    int status = fd;
     if (status < 0) {
         if (now - w->last_accept_warning > 10000) {
             w->last_accept_warning = now;
@@ -109,13 +112,6 @@ static void on_connection(uv_stream_t *server, int status)
         }
         return;
     }
-    uv_tcp_t *tcp = stream_tcp_handle_new(&w->loop);
-    if (!tcp)
-        return;
-    if (uv_accept(server, (uv_stream_t *)tcp) < 0) {
-        stream_tcp_handle_close(tcp);
-        return;
-    }
     if (w->stopping || over_limit(w, l) || atomic_load(&w->b->shedding)) {
         if (now - w->last_accept_warning > 10000) {
             w->last_accept_warning = now;
@@ -123,12 +119,13 @@ static void on_connection(uv_stream_t *server, int status)
                         atomic_load(&w->b->shedding) ? "memory_limit reached"
                                                      : "max_connections reached");
         }
-        stream_tcp_handle_close(tcp);
+        close(fd);
         return;
     }
-    uv_tcp_nodelay(tcp, w->b->lim.tcp_nodelay);
+    int nodelay = w->b->lim.tcp_nodelay;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
     extern const stream_events_t *conn_stream_events(void);
-    stream_t *s = listener_stream_new(l, &w->loop, tcp, conn_stream_events());
+    stream_t *s = listener_stream_new(l, &w->loop, fd, peer, peer_len, conn_stream_events());
     if (!s)
         return; /* out of memory above TCP: the transport has closed the socket */
     conn_t *c = conn_new(w, s, l);
@@ -449,11 +446,8 @@ int workers_start(broker_t *b)
         uv_timer_start(&w->tick, on_tick, 1000, 1000);
         w->servers = calloc(w->n_servers ? w->n_servers : 1, sizeof *w->servers);
         for (size_t k = 0; k < w->n_servers; k++) {
-            uv_tcp_t *srv = &w->servers[k];
-            uv_tcp_init(&w->loop, srv);
-            srv->data = (void *)w->server_listeners[k];
-            if (uv_tcp_open(srv, w->server_fds[k]) < 0 ||
-                uv_listen((uv_stream_t *)srv, 1024, on_connection) < 0)
+            if (stream_acceptor_start(&w->servers[k], &w->loop, w->server_fds[k], on_connection,
+                                      w->server_listeners[k]) < 0)
                 return -1;
         }
     }
@@ -469,7 +463,7 @@ static void begin_stop(worker_t *w)
 {
     w->stopping = true;
     for (size_t k = 0; k < w->n_servers; k++)
-        uv_close((uv_handle_t *)&w->servers[k], NULL);
+        stream_acceptor_close(&w->servers[k]);
     for (conn_t *c = w->conns; c; c = c->next)
         conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
     worker_flush_pending(w);

@@ -352,10 +352,10 @@ stream_t *tls_stream_wrap(tls_server_t *srv, stream_t *lower, const stream_event
     return &c->s;
 }
 
-stream_t *tls_stream_new(tls_server_t *srv, uv_loop_t *loop, uv_tcp_t *tcp,
-                         const stream_events_t *ev, void *owner)
+stream_t *tls_stream_new(tls_server_t *srv, uv_loop_t *loop, int fd, const struct sockaddr *peer,
+                         size_t peer_len, const stream_events_t *ev, void *owner)
 {
-    stream_t *lower = stream_tcp_new(loop, tcp, &orphan_events, NULL);
+    stream_t *lower = stream_tcp_new(loop, fd, peer, peer_len, &orphan_events, NULL);
     if (!lower)
         return NULL;
     stream_t *s = tls_stream_wrap(srv, lower, ev, owner);

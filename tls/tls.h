@@ -94,12 +94,12 @@ void tls_server_free(tls_server_t *srv);
 unsigned tls_server_handshakes(const tls_server_t *srv);
 
 /*
- * Wraps an accepted TCP socket (from stream_tcp_handle_new, accepted) with stream_tcp_new() and
+ * Wraps an accepted TCP socket with stream_tcp_new() (peer: its address from accept) and
  * returns the TLS stream on top, not yet started. NULL on allocation failure, after closing the
- * socket: tcp is never the caller's any more.
+ * socket: fd is never the caller's any more.
  */
-stream_t *tls_stream_new(tls_server_t *srv, uv_loop_t *loop, uv_tcp_t *tcp,
-                         const stream_events_t *ev, void *owner);
+stream_t *tls_stream_new(tls_server_t *srv, uv_loop_t *loop, int fd, const struct sockaddr *peer,
+                         size_t peer_len, const stream_events_t *ev, void *owner);
 /* The same over any lower stream not yet started (its ev and owner are taken over). On NULL
  * the lower stream is untouched and still the caller's. */
 stream_t *tls_stream_wrap(tls_server_t *srv, stream_t *lower, const stream_events_t *ev,

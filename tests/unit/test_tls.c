@@ -38,7 +38,7 @@ static struct {
 enum { SRV_ECDSA, SRV_CLIENTCERT, SRV_PSK, SRV_SHORT, SRV_RELOAD, N_SRV };
 static struct {
     tls_server_t *srv;
-    uv_tcp_t listener;
+    stream_acceptor_t listener;
     int port;
 } lst[N_SRV];
 
@@ -166,17 +166,14 @@ static void ev_closed(stream_t *s, int status, const char *why)
 
 static const stream_events_t echo_ev = {ev_data, ev_open, ev_closed};
 
-static void on_conn(uv_stream_t *server, int status)
+static void on_conn(stream_acceptor_t *a, int fd, const struct sockaddr *peer, size_t peer_len)
 {
-    int i = (int)(intptr_t)server->data;
-    uv_tcp_t *t = status < 0 ? NULL : stream_tcp_handle_new(&loop);
-    if (!t)
+    int i = (int)(intptr_t)a->arg;
+    if (fd < 0)
         return;
-    if (uv_accept(server, (uv_stream_t *)t) == 0) {
-        stream_t *s = tls_stream_new(lst[i].srv, &loop, t, &echo_ev, NULL);
-        if (s)
-            s->ops->start(s);
-    }
+    stream_t *s = tls_stream_new(lst[i].srv, &loop, fd, peer, peer_len, &echo_ev, NULL);
+    if (s)
+        s->ops->start(s);
 }
 
 static void capture_log(void *arg, int level, const char *event, const char *msg)
@@ -208,7 +205,7 @@ static int psk_hook(void *arg, const uint8_t *id, size_t len, uint8_t *key, size
 static void stop_cb(uv_async_t *a)
 {
     for (int i = 0; i < N_SRV; i++)
-        uv_close((uv_handle_t *)&lst[i].listener, NULL);
+        stream_acceptor_close(&lst[i].listener);
     uv_close((uv_handle_t *)a, NULL);
 }
 
@@ -233,14 +230,14 @@ static int start_server(int i, tls_server_config_t *cfg)
         return -1;
     }
     tls_server_set_log(lst[i].srv, capture_log, NULL);
-    uv_tcp_init(&loop, &lst[i].listener);
-    lst[i].listener.data = (void *)(intptr_t)i;
     uv_ip4_addr("127.0.0.1", 0, &a);
-    uv_tcp_bind(&lst[i].listener, (const struct sockaddr *)&a, 0);
-    int len = sizeof a;
-    uv_tcp_getsockname(&lst[i].listener, (struct sockaddr *)&a, &len);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (const struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 128) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+        return -1;
     lst[i].port = ntohs(a.sin_port);
-    return uv_listen((uv_stream_t *)&lst[i].listener, 128, on_conn);
+    return stream_acceptor_start(&lst[i].listener, &loop, fd, on_conn, (void *)(intptr_t)i);
 }
 
 
