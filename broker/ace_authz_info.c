@@ -261,9 +261,9 @@ int auth_authz_info(conn_t *c, const mqtt_publish_t *pub)
         return 0;
     }
     if (rc && pub->qos == 2 && c->session) { /* no PUBREL will follow a refusal */
-        pthread_mutex_lock(&c->session->lock);
+        session_lock(c->session);
         session_in_del(c->session, pub->id);
-        pthread_mutex_unlock(&c->session->lock);
+        session_unlock(c->session);
     }
     mqtt_packet_t a = {.type = pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC};
     a.u.ack.id = pub->id;

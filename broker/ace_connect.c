@@ -299,7 +299,8 @@ static void accept_saved(conn_t *c)
  * JWTs when the broker has no key for them). */
 static bool bearer_ok(conn_t *c, const ace_claims_t *cl, bool introspected)
 {
-    return !cl->has_cnf && c->listener && c->listener->ace_bearer && (cl->is_jwt || introspected);
+    const acemq_listener_t *l = conn_listener(c);
+    return !cl->has_cnf && l && l->ace_bearer && (cl->is_jwt || introspected);
 }
 
 /* The token (and its PoP, where there was one) is good: it becomes the connection's grant. */
@@ -556,7 +557,8 @@ static auth_result_t connect_311(conn_t *c, const mqtt_connect_t *k)
         return r;
     }
     if (!k->has_password || k->password.len == 0) {
-        if (c->listener && c->listener->ace_bearer) /* bearer: no PoP to check */
+        const acemq_listener_t *l = conn_listener(c);
+        if (l && l->ace_bearer) /* bearer: no PoP to check */
             cont = start_token(c, J_CONNECT_TOKEN, tok, tl);
         else
             ace_refuse_hint(c, MQTT311_CONNACK_NOT_AUTHORIZED, "no proof of possession");

@@ -559,7 +559,7 @@ static struct auth_session *session_authz(session_t *s, bool create)
     struct auth_session *as = __atomic_load_n(&s->authz, __ATOMIC_ACQUIRE);
     if (as || !create)
         return as;
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     if (!s->authz) {
         as = calloc(1, sizeof *as);
         if (as) {
@@ -568,7 +568,7 @@ static struct auth_session *session_authz(session_t *s, bool create)
         }
     }
     as = s->authz;
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     return as;
 }
 
@@ -707,7 +707,7 @@ auth_result_t auth_connect(conn_t *c, const mqtt_connect_t *k)
     if (!a)
         return deny(MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_UNAVAILABLE, "out of memory");
     policy_t *p = a->pol;
-    const acemq_listener_t *l = c->listener;
+    const acemq_listener_t *l = conn_listener(c);
     bool has_method = c->version == MQTT_V5 && (k->props.present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD));
     if (has_method || (p->trust && c->version == MQTT_V311 && k->has_username &&
                        k->username.len >= 3 && memcmp(k->username.p, "ace", 3) == 0))

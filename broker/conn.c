@@ -495,7 +495,7 @@ static void rate_new_second(conn_t *c)
 static void on_data(stream_t *s, const uint8_t *data, size_t len)
 {
     conn_t *c = s->owner;
-    c->last_rx = clock_ms();
+    c->last_rx = (uint32_t)clock_ms();
     atomic_fetch_add_explicit(&c->w->b->stats.bytes_received, len, memory_order_relaxed);
     conn_ref(c);
     feed(c, data, len);
@@ -508,7 +508,7 @@ static void on_open(stream_t *s)
     conn_t *c = s->owner;
     /* connect_timeout runs from when MQTT bytes can flow (after a TLS handshake) */
     if (c)
-        c->created_at = c->last_rx = clock_ms();
+        c->created_at = c->last_rx = (uint32_t)clock_ms();
 }
 
 static void unlink_from_worker(conn_t *c)
@@ -608,14 +608,13 @@ conn_t *conn_new(worker_t *w, stream_t *s, listener_rt_t *lrt)
     atomic_init(&c->refs, 1); /* the worker's list / the stream's reference */
     c->w = w;
     c->stream = s;
-    c->listener = l;
     c->lrt = lrt;
     if (lrt)
         atomic_fetch_add(&lrt->conns, 1);
     c->max_qos = (uint8_t)(l && l->max_qos >= 0 ? l->max_qos : w->b->lim.max_qos);
     c->max_topic_alias =
         (uint16_t)(l && l->max_topic_alias >= 0 ? l->max_topic_alias : w->b->lim.max_topic_alias);
-    c->created_at = c->last_rx = clock_ms();
+    c->created_at = c->last_rx = (uint32_t)clock_ms();
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -685,10 +684,10 @@ void conn_tick(conn_t *c, uint64_t now)
     if (c->state == CS_CLOSING)
         return;
     if (c->state != CS_CONNECTED) {
-        if (lim->connect_timeout_ms && now - c->created_at > lim->connect_timeout_ms)
+        if (lim->connect_timeout_ms && (uint32_t)now - c->created_at > lim->connect_timeout_ms)
             conn_close(c, MQTT_RC_MAX_CONNECT_TIME, "no CONNECT within connect_timeout");
         return;
     }
-    if (c->keepalive && now - c->last_rx > (uint64_t)c->keepalive * 1500u)
+    if (c->keepalive && (uint32_t)now - c->last_rx > (uint32_t)c->keepalive * 1500u)
         conn_close(c, MQTT_RC_KEEPALIVE_TIMEOUT, "keepalive timeout");
 }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "broker/lock.h"
 #include "broker/stream.h"
 #include "proto/mqtt.h"
 
@@ -94,7 +95,7 @@ typedef struct {
 } sub_entry_t;
 
 struct session {
-    pthread_mutex_t lock;
+    small_lock_t lock; /* session_lock() / session_unlock() */
     atomic_int refs;
     uint32_t expiry; /* Session Expiry Interval in seconds; UINT32_MAX = never */
     conn_t *conn;    /* current connection (holds a conn reference) or NULL */
@@ -133,6 +134,14 @@ struct session {
 };
 
 session_t *session_new(const char *id, size_t len);
+static inline void session_lock(session_t *s)
+{
+    small_lock(&s->lock);
+}
+static inline void session_unlock(session_t *s)
+{
+    small_unlock(&s->lock);
+}
 static inline session_t *session_ref(session_t *s)
 {
     atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
@@ -197,14 +206,14 @@ struct conn {
     bool will_on_close;   /* publish the session's will when the socket goes */
     worker_t *w;
     stream_t *stream;
-    const acemq_listener_t *listener;
-    listener_rt_t *lrt;
+    listener_rt_t *lrt;   /* its listener (conn_listener() for the configuration), or NULL */
     conn_t *prev, *next;  /* the worker's list */
     session_t *session;   /* reference held while connected */
     char *client_id;      /* as the session knows it; NULL before CONNECT (conn_id() gives "-") */
     char *username;       /* for logs, truncated; NULL when none */
     struct auth_conn *authc; /* per-connection authentication state (auth.c); NULL when none */
-    uint64_t created_at, last_rx;
+    /* clock_ms() cut to 32 bits: intervals are taken by unsigned subtraction, right up to 49 days */
+    uint32_t created_at, last_rx;
 
     /* what the client told us (MQTT 5 CONNECT properties) */
     uint16_t keepalive;
@@ -419,6 +428,12 @@ struct listener_rt {
     struct tls_server *tls; /* NULL for plain TCP */
     atomic_int conns;
 };
+
+/* A connection's listener configuration: the newest block (a reload may have replaced it). */
+static inline const acemq_listener_t *conn_listener(const conn_t *c)
+{
+    return c->lrt ? atomic_load(&c->lrt->cfg) : NULL;
+}
 
 /* Builds the run-time listeners (TLS contexts included). Returns 0 or -1 with a message. */
 int listeners_init(broker_t *b, char *err, size_t cap);

@@ -123,7 +123,7 @@ static int attach_session(conn_t *c, const mqtt_connect_t *k, const char *id, si
     registry_lock(b->registry);
     session_t *s = registry_find(b->registry, id, len);
     if (s) {
-        pthread_mutex_lock(&s->lock);
+        session_lock(s);
         if (s->conn) {
             a->kick = s->conn; /* the session's reference moves to the kick */
             s->conn = NULL;
@@ -135,7 +135,7 @@ static int attach_session(conn_t *c, const mqtt_connect_t *k, const char *id, si
         msg_unref(s->will);
         s->will = NULL;
         s->will_at = 0;
-        pthread_mutex_unlock(&s->lock);
+        session_unlock(s);
         if (k->clean) {
             a->discard = session_ref(s);
             registry_remove(b->registry, s);
@@ -153,7 +153,7 @@ static int attach_session(conn_t *c, const mqtt_connect_t *k, const char *id, si
         registry_add(b->registry, s);
         session_unref(s); /* the registry holds it */
     }
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     s->version = c->version;
     s->expiry = session_expiry_of(c, k);
     if (b->store)
@@ -171,7 +171,7 @@ static int attach_session(conn_t *c, const mqtt_connect_t *k, const char *id, si
         (k->will_props.present & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)))
         s->will_delay = k->will_props.will_delay;
     c->session = session_ref(s);
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     registry_unlock(b->registry);
     a->s = s;
     return 0;
@@ -286,9 +286,9 @@ int connect_accept(conn_t *c, const mqtt_connect_t *k, const mqtt_str_t *auth_me
         session_clear(b, a.discard);
         session_unref(a.discard);
     }
-    pthread_mutex_lock(&a.s->lock);
+    session_lock(a.s);
     session_resend_inflight(a.s, c);
-    pthread_mutex_unlock(&a.s->lock);
+    session_unlock(a.s);
     conn_schedule(c);
 
     uint64_t now_connected = atomic_fetch_add(&b->stats.clients_connected, 1) + 1;
@@ -341,7 +341,7 @@ void conn_detach_session(conn_t *c)
     uint64_t now = clock_ms();
     msg_t *will = NULL;
     bool ends = false, track = false;
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     if (s->conn == c) {
         s->conn = NULL;
         conn_unref(c); /* the session's reference */
@@ -360,7 +360,7 @@ void conn_detach_session(conn_t *c)
             track = true;
         }
     }
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     if (will) {
         broker_publish_count(b, will);
         msg_unref(will);

@@ -136,7 +136,7 @@ int handle_publish(conn_t *c, mqtt_packet_t *p)
         return 0;
 
     if (pub->qos == 2) {
-        pthread_mutex_lock(&s->lock);
+        session_lock(s);
         bool dup = session_in_has(s, pub->id);
         /* MQTT 5 clients are bound by our Receive Maximum; 3.1.1 has none, so max_qos2_pending
            keeps a client from making us hold unreleased QoS 2 ids without bound */
@@ -144,7 +144,7 @@ int handle_publish(conn_t *c, mqtt_packet_t *p)
         bool over = !dup && cap && s->n_in >= cap;
         if (!dup && !over)
             session_in_add(s, pub->id);
-        pthread_mutex_unlock(&s->lock);
+        session_unlock(s);
         if (over)
             return conn_protocol_error(c, MQTT_RC_RECEIVE_MAX_EXCEEDED,
                                        c->version == MQTT_V5
@@ -162,9 +162,9 @@ int handle_publish(conn_t *c, mqtt_packet_t *p)
         if (verdict < 0) /* the connection was closed */
             return -1;
         if (pub->qos == 2) { /* nothing will follow for this id */
-            pthread_mutex_lock(&s->lock);
+            session_lock(s);
             session_in_del(s, pub->id);
-            pthread_mutex_unlock(&s->lock);
+            session_unlock(s);
         }
         if (pub->qos)
             send_ack(c, pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pub->id, (uint8_t)verdict);
@@ -226,9 +226,9 @@ int handle_ack(conn_t *c, mqtt_packet_t *p)
            same PUBLISH again, which the client would take for a new message */
         return ack_durable(c, MQTT_PUBREL, id, (uint8_t)rc);
     case MQTT_PUBREL: {
-        pthread_mutex_lock(&s->lock);
+        session_lock(s);
         bool found = session_in_del(s, id);
-        pthread_mutex_unlock(&s->lock);
+        session_unlock(s);
         if (found && st)
             store_in_del(st, s, id);
         /* the client reuses the id after PUBCOMP: a stale stored id would make its next
@@ -245,13 +245,13 @@ int handle_disconnect(conn_t *c, mqtt_packet_t *p)
     session_t *s = c->session;
     const mqtt_reason_t *d = &p->u.reason;
     if (c->version == MQTT_V5 && (d->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY)) && s) {
-        pthread_mutex_lock(&s->lock);
+        session_lock(s);
         bool was_zero = s->expiry == 0;
         if (!was_zero)
             s->expiry = d->props.session_expiry;
         if (!was_zero && c->w->b->store)
             store_session_sync(c->w->b->store, s);
-        pthread_mutex_unlock(&s->lock);
+        session_unlock(s);
         if (was_zero && d->props.session_expiry != 0)
             return conn_protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
                                        "Session Expiry Interval set on DISCONNECT after 0");

@@ -47,11 +47,11 @@ static uint8_t subscribe_one(conn_t *c, const mqtt_sub_t *sub, uint32_t sub_id, 
     if (verdict)
         return v5 ? (uint8_t)verdict : 0x80;
     if (b->lim.max_subscriptions && s->n_subs >= b->lim.max_subscriptions) {
-        pthread_mutex_lock(&s->lock);
+        session_lock(s);
         bool known = false;
         for (uint32_t i = 0; i < s->n_subs && !known; i++)
             known = s->subs[i].len == len && memcmp(s->subs[i].filter, f, len) == 0;
-        pthread_mutex_unlock(&s->lock);
+        session_unlock(s);
         if (!known)
             return v5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
     }
@@ -62,10 +62,10 @@ static uint8_t subscribe_one(conn_t *c, const mqtt_sub_t *sub, uint32_t sub_id, 
     int existed = 0;
     if (router_subscribe(b->router, f, len, s, options, sub_id, &existed) < 0)
         return v5 ? MQTT_RC_UNSPECIFIED : 0x80;
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     if (session_add_sub(s, f, len, options, sub_id) >= 0 && b->store)
         store_sub(b->store, s, f, len, options, sub_id);
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     uint8_t rh = v5 ? MQTT_SUBOPT_RH(sub->options) : 0;
     *send_retained = !inner && (rh == 0 || (rh == 1 && !existed));
     log_debug("subscribe", "client=%s qos=%u existed=%d", conn_id(c), qos, existed);
@@ -116,10 +116,10 @@ int handle_unsubscribe(conn_t *c, mqtt_packet_t *p)
         const char *f = (const char *)u->filters[i].p;
         size_t len = u->filters[i].len;
         int r = router_unsubscribe(b->router, f, len, s);
-        pthread_mutex_lock(&s->lock);
+        session_lock(s);
         if (session_del_sub(s, f, len) == 0 && b->store)
             store_unsub(b->store, s, f, len);
-        pthread_mutex_unlock(&s->lock);
+        session_unlock(s);
         rcs[i] = r == 0 ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }
     mqtt_packet_t ack = {.type = MQTT_UNSUBACK};

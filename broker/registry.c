@@ -131,9 +131,9 @@ size_t registry_count(registry_t *r)
 bool session_discard_offline(broker_t *b, session_t *s)
 {
     registry_lock(b->registry);
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     bool gone = !s->conn && s->registered;
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     if (gone)
         registry_remove(b->registry, s);
     registry_unlock(b->registry);

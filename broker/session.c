@@ -25,7 +25,6 @@ session_t *session_new(const char *id, size_t len)
     memcpy(s->client_id, id, len);
     s->client_id[len] = 0;
     s->id_len = (uint16_t)len;
-    pthread_mutex_init(&s->lock, NULL);
     atomic_init(&s->refs, 1);
     atomic_init(&s->flush_queued, false);
     s->next_id = 1;
@@ -58,7 +57,6 @@ void session_unref(session_t *s)
     free(s->queue);
     free(s->out);
     free(s->in_ids);
-    pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
@@ -123,21 +121,21 @@ void session_deliver(broker_t *b, session_t *s, const delivery_t *d)
 {
     const limits_t *lim = &b->lim;
     worker_t *w = NULL;
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     if (!s->registered || (d->qos == 0 && !s->conn && !lim->queue_qos0)) {
-        pthread_mutex_unlock(&s->lock);
+        session_unlock(s);
         return;
     }
     if (d->qos == 0 && s->q_len > 0 && atomic_load(&b->shedding)) {
         count_drop(b, s, "memory_limit reached: QoS 0 to a slow consumer");
-        pthread_mutex_unlock(&s->lock);
+        session_unlock(s);
         return;
     }
     if ((lim->max_queued && s->q_len >= lim->max_queued) ||
         (lim->max_queued_bytes && s->q_bytes + d->msg->payload_len > lim->max_queued_bytes)) {
         atomic_fetch_add_explicit(&b->stats.dropped_queue_full, 1, memory_order_relaxed);
         count_drop(b, s, "queue full");
-        pthread_mutex_unlock(&s->lock);
+        session_unlock(s);
         return;
     }
     delivery_t copy = *d;
@@ -150,7 +148,7 @@ void session_deliver(broker_t *b, session_t *s, const delivery_t *d)
     }
     if (s->conn)
         w = s->worker;
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     if (w && !atomic_exchange(&s->flush_queued, true)) {
         session_ref(s);
         worker_t *cur = worker_current();
@@ -300,7 +298,7 @@ unsigned session_flush(broker_t *b, session_t *s, conn_t *c)
 {
     unsigned sent = 0;
     uint64_t now = clock_ms();
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     while (s->conn == c && s->q_len > 0 && conn_writable(c)) {
         delivery_t *head = &s->queue[s->q_head];
         if (msg_expired(head->msg, now)) {
@@ -317,7 +315,7 @@ unsigned session_flush(broker_t *b, session_t *s, conn_t *c)
         send_one(b, s, c, &d, now);
         sent++;
     }
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     return sent;
 }
 
@@ -343,7 +341,7 @@ void session_resend_inflight(session_t *s, conn_t *c)
 int session_ack(session_t *s, uint16_t id, mqtt_type_t type)
 {
     int rc = MQTT_RC_PACKET_ID_NOT_FOUND;
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     for (uint32_t i = 0; i < s->n_out; i++) {
         inflight_t *e = &s->out[i];
         if (e->id != id)
@@ -368,7 +366,7 @@ int session_ack(session_t *s, uint16_t id, mqtt_type_t type)
         rc = 0;
         break;
     }
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     return rc;
 }
 
@@ -377,9 +375,9 @@ int session_restore_inflight(session_t *s, uint16_t id, uint8_t state, const del
     inflight_t e = {.id = id, .state = state, .sent_once = true, .d = *d};
     if (e.d.msg)
         msg_ref(e.d.msg);
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     int rc = out_push(s, &e);
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     if (rc < 0)
         msg_unref(e.d.msg);
     return rc;
@@ -388,14 +386,14 @@ int session_restore_inflight(session_t *s, uint16_t id, uint8_t state, const del
 /* A PUBREC with a failure reason ends the QoS 2 flow for that id (MQTT 5 4.3.3). */
 void session_ack_failed(session_t *s, uint16_t id)
 {
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     for (uint32_t i = 0; i < s->n_out; i++) {
         if (s->out[i].id == id) {
             out_remove(s, i);
             break;
         }
     }
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
 }
 
 /* ---- subscriptions ---------------------------------------------------------------------------- */
@@ -441,7 +439,7 @@ int session_del_sub(session_t *s, const char *filter, size_t len)
 
 void session_clear(broker_t *b, session_t *s)
 {
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     sub_entry_t *subs = s->subs;
     uint32_t n = s->n_subs;
     s->subs = NULL;
@@ -449,7 +447,7 @@ void session_clear(broker_t *b, session_t *s)
     if (b->store)
         store_session_delete(b->store, s);
     drop_deliveries(s);
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     for (uint32_t i = 0; i < n; i++) {
         router_unsubscribe(b->router, subs[i].filter, subs[i].len, s);
         free(subs[i].filter);

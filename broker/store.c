@@ -245,14 +245,14 @@ void store_sent(store_t *st, session_t *s, msg_t *m, uint16_t id)
 
 static void id_op(store_t *st, session_t *s, uint8_t type, uint16_t id)
 {
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     if (s->store_sid) {
         store_op_t *op = op_new(type, s->store_sid, NULL, 0);
         if (op)
             op->rec.pid = id;
         append(st, op);
     }
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
 }
 
 void store_out_pubrec(store_t *st, session_t *s, uint16_t id)

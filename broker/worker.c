@@ -282,10 +282,10 @@ void worker_flush_pending(worker_t *w)
         for (size_t i = 0; i < ss.n; i++) {
             session_t *s = ss.v[i];
             atomic_store(&s->flush_queued, false);
-            pthread_mutex_lock(&s->lock);
+            session_lock(s);
             conn_t *c = s->conn;
             bool mine = c && c->w == w;
-            pthread_mutex_unlock(&s->lock);
+            session_unlock(s);
             if (mine)
                 conn_schedule(c);
             session_unref(s);
@@ -335,15 +335,15 @@ static void expire_session(broker_t *b, session_t *s)
 /* Offline sessions: delayed wills and Session Expiry Interval. Returns true to stop tracking. */
 static bool tick_offline(broker_t *b, session_t *s, uint64_t now)
 {
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     if (s->conn || !s->registered) {
-        pthread_mutex_unlock(&s->lock);
+        session_unlock(s);
         return true;
     }
     bool expired = s->expiry != UINT32_MAX &&
                    now >= s->offline_since + (uint64_t)s->expiry * 1000u;
     msg_t *will = session_take_will(s, expired, now);
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     if (will) {
         broker_publish_count(b, will);
         msg_unref(will);

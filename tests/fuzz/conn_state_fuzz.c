@@ -205,23 +205,23 @@ static void settle(void)
 
 static bool tick_offline(session_t *s, uint64_t now)
 {
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     if (s->conn || !s->registered) {
-        pthread_mutex_unlock(&s->lock);
+        session_unlock(s);
         return true;
     }
     bool expired = s->expiry != UINT32_MAX && now >= s->offline_since + (uint64_t)s->expiry * 1000u;
     msg_t *will = session_take_will(s, expired, now);
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     if (will) {
         broker_publish_count(&b, will);
         msg_unref(will);
     }
     if (expired) {
         registry_lock(b.registry);
-        pthread_mutex_lock(&s->lock);
+        session_lock(s);
         bool gone = !s->conn && s->registered;
-        pthread_mutex_unlock(&s->lock);
+        session_unlock(s);
         if (gone)
             registry_remove(b.registry, s);
         registry_unlock(b.registry);

@@ -62,9 +62,9 @@ static session_t *durable(store_t *st, const char *id, uint32_t expiry)
     session_t *s = session_new(id, strlen(id));
     s->expiry = expiry;
     s->version = 5;
-    pthread_mutex_lock(&s->lock);
+    session_lock(s);
     store_session_sync(st, s);
-    pthread_mutex_unlock(&s->lock);
+    session_unlock(s);
     return s;
 }
 
@@ -166,7 +166,7 @@ static void build_state(store_t *st)
 {
     session_t *a = durable(st, "a", 600);
     session_t *gone = durable(st, "gone", 60);
-    pthread_mutex_lock(&a->lock);
+    session_lock(a);
     store_sub(st, a, "t/#", 3, 1, 0);
     store_sub(st, a, "x/+", 3, 2, 42);
     store_unsub(st, a, "t/#", 3);
@@ -182,15 +182,15 @@ static void build_state(store_t *st)
     store_sent(st, a, m[1], 11);
     store_sent(st, a, m[2], 12);
     store_sent(st, a, m[4], 0); /* left the queue without an ack (QoS 0, expired...) */
-    pthread_mutex_unlock(&a->lock);
+    session_unlock(a);
     store_out_done(st, a, 10);
     store_out_pubrec(st, a, 11);
     store_in_add(st, a, 1);
     store_in_add(st, a, 2);
     store_in_del(st, a, 1);
-    pthread_mutex_lock(&gone->lock);
+    session_lock(gone);
     store_session_delete(st, gone);
-    pthread_mutex_unlock(&gone->lock);
+    session_unlock(gone);
     msg_t *r1 = mk("r/1", "keep", 1, true), *r2 = mk("r/2", "drop", 0, true);
     msg_t *clear = mk("r/2", "", 0, true);
     store_retained(st, r1);
@@ -270,9 +270,9 @@ TEST(a_message_is_stored_once_for_many_sessions)
         snprintf(id, sizeof id, "s%d", i);
         s[i] = durable(st, id, 100);
         delivery_t d = {.msg = m, .qos = 1};
-        pthread_mutex_lock(&s[i]->lock);
+        session_lock(s[i]);
         store_queued(st, s[i], &d);
-        pthread_mutex_unlock(&s[i]->lock);
+        session_unlock(s[i]);
     }
     store_close(st);
     st = open_store(err, sizeof err);
