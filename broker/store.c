@@ -574,6 +574,7 @@ static bool has_work(const store_t *st)
 static void *writer_main(void *arg)
 {
     store_t *st = arg;
+    pthread_setname_np(pthread_self(), "acemq-store");
     pthread_mutex_lock(&st->lock);
     for (;;) {
         if (!has_work(st)) {

@@ -422,6 +422,9 @@ static void worker_main(void *arg)
 {
     worker_t *w = arg;
     tl_worker = w;
+    char name[16]; /* what top -H and /proc/PID/task/TID/comm show */
+    snprintf(name, sizeof name, "acemq-worker-%d", w->id);
+    pthread_setname_np(pthread_self(), name);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     broker_thread_exit();
 }

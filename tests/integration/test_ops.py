@@ -406,3 +406,12 @@ def test_token_man_page_covers_every_command():
         assert ".SS %s" % c in page, c
     for o in set(re.findall(r"(--[a-z0-9-]+)", helptext)):
         assert o in page, "acemq-token.1 does not mention %s" % o
+
+
+@pytest.mark.skipif(IS_MOSQ, reason="acemqd's own threads")
+def test_worker_threads_are_named(make_broker):
+    """top -H and /proc show which thread is which: acemq-worker-N per worker."""
+    b = make_broker("persistence false", workers=2)
+    names = sorted(open("/proc/%d/task/%s/comm" % (b.proc.pid, t)).read().strip()
+                   for t in os.listdir("/proc/%d/task" % b.proc.pid))
+    assert "acemq-worker-0" in names and "acemq-worker-1" in names, names
