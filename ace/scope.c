@@ -93,52 +93,107 @@ static int is_wild(const char *lvl, size_t n, char w)
     return n == 1 && lvl[0] == w;
 }
 
-int ace_filter_valid(const char *f, size_t len)
+/* The validity checks run on every PUBLISH and every forward. '/', '+', '#' and NUL are ASCII and
+ * never part of a multi-byte UTF-8 sequence, so one scan, 8 bytes at a time, says which of them
+ * occur and whether any byte is not ASCII; the UTF-8 rules and the wildcard placement are then
+ * checked only for the strings that need it. */
+enum { HAS_NUL = 1, HAS_WILD = 2, HAS_HIGH = 4 };
+
+#define BYTES_1 0x0101010101010101ull
+#define BYTES_80 0x8080808080808080ull
+
+/* Nonzero iff some byte of w is zero (the classic word-at-a-time test: the borrow that sets a high
+ * bit can only start at a zero byte). */
+static uint64_t zero_byte(uint64_t w)
 {
-    levels_t it;
-    const char *l;
-    size_t n;
-    if (!f || len == 0 || len > ACE_TOPIC_MAX_LEN || !utf8_ok(f, len))
-        return 0;
-    levels_init(&it, f, len);
-    while (levels_next(&it, &l, &n)) {
-        for (size_t i = 0; i < n; i++) {
-            if ((l[i] == '+' || l[i] == '#') && n != 1)
-                return 0;
-        }
-        if (is_wild(l, n, '#') && !it.done)
+    return (w - BYTES_1) & ~w & BYTES_80;
+}
+
+static unsigned scan(const char *s, size_t len)
+{
+    uint64_t nul = 0, wild = 0, high = 0;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        high |= w & BYTES_80;
+        nul |= zero_byte(w);
+        wild |= zero_byte(w ^ (BYTES_1 * '+')) | zero_byte(w ^ (BYTES_1 * '#'));
+    }
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        high |= c & 0x80u;
+        nul |= c == 0;
+        wild |= c == '+' || c == '#';
+    }
+    return (nul ? HAS_NUL : 0u) | (wild ? HAS_WILD : 0u) | (high ? HAS_HIGH : 0u);
+}
+
+/* '+' and '#' only as whole levels, '#' only as the last one. */
+static int wildcards_placed(const char *f, size_t len)
+{
+    size_t level = 0; /* start of the current level */
+    for (size_t i = 0; i < len; i++) {
+        if (f[i] == '/')
+            level = i + 1;
+        else if ((f[i] == '+' || f[i] == '#') &&
+                 (i != level || (i + 1 < len && f[i + 1] != '/') || (f[i] == '#' && i + 1 != len)))
             return 0;
     }
     return 1;
 }
 
+int ace_filter_valid(const char *f, size_t len)
+{
+    if (!f || len == 0 || len > ACE_TOPIC_MAX_LEN)
+        return 0;
+    unsigned has = scan(f, len);
+    return !(has & HAS_NUL) && (!(has & HAS_HIGH) || utf8_ok(f, len)) &&
+           (!(has & HAS_WILD) || wildcards_placed(f, len));
+}
+
 int ace_topic_valid(const char *topic, size_t len)
 {
-    return ace_filter_valid(topic, len) && !memchr(topic, '+', len) && !memchr(topic, '#', len);
+    if (!topic || len == 0 || len > ACE_TOPIC_MAX_LEN)
+        return 0;
+    unsigned has = scan(topic, len);
+    return !(has & (HAS_NUL | HAS_WILD)) && (!(has & HAS_HIGH) || utf8_ok(topic, len));
+}
+
+/* Filter against topic name, both already valid: one walk over the two strings, a level at a time. */
+static int match_valid(const char *f, size_t flen, const char *t, size_t tlen)
+{
+    size_t i = 0, j = 0;
+    /* MQTT §4.7.2: a filter starting with a wildcard does not match a '$' topic. */
+    if (t[0] == '$' && (f[0] == '+' || f[0] == '#'))
+        return 0;
+    for (;;) {
+        /* i and j are at the start of a level */
+        if (i < flen && f[i] == '#')
+            return 1; /* matches this level, the parent and everything below */
+        if (i < flen && f[i] == '+') {
+            i++;
+            while (j < tlen && t[j] != '/')
+                j++;
+        } else {
+            while (i < flen && j < tlen && f[i] != '/' && f[i] == t[j])
+                i++, j++;
+            if ((i < flen && f[i] != '/') || (j < tlen && t[j] != '/'))
+                return 0;
+        }
+        if (j == tlen) /* "x/#" also matches "x" */
+            return i == flen || (flen - i == 2 && f[i + 1] == '#');
+        if (i == flen)
+            return 0;
+        i++, j++; /* both at a '/' */
+    }
 }
 
 int ace_topic_matches(const char *filter, size_t flen, const char *topic, size_t tlen)
 {
-    levels_t fi, ti;
-    const char *fl, *tl;
-    size_t fn, tn;
     if (!ace_filter_valid(filter, flen) || !ace_topic_valid(topic, tlen))
         return 0;
-    /* MQTT §4.7.2: a filter starting with a wildcard does not match a '$' topic. */
-    if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
-        return 0;
-    levels_init(&fi, filter, flen);
-    levels_init(&ti, topic, tlen);
-    for (;;) {
-        int hf = levels_next(&fi, &fl, &fn);
-        int ht = levels_next(&ti, &tl, &tn);
-        if (hf && is_wild(fl, fn, '#'))
-            return 1; /* matches the parent level and everything below it */
-        if (!hf || !ht)
-            return !hf && !ht;
-        if (!is_wild(fl, fn, '+') && (fn != tn || memcmp(fl, tl, fn) != 0))
-            return 0;
-    }
+    return match_valid(filter, flen, topic, tlen);
 }
 
 /*
@@ -208,9 +263,10 @@ int ace_scope_allows_topic(const ace_scope_t *s, unsigned perm, const char *topi
 {
     if (!s || perm == 0 || !ace_topic_valid(topic, len))
         return 0;
+    /* the entries are valid filters (scope_add, and the contract in scope.h): no second check */
     for (size_t i = 0; i < s->n; i++) {
         const ace_scope_entry_t *e = &s->e[i];
-        if ((e->perms & perm) == perm && ace_topic_matches(e->filter, e->len, topic, len))
+        if ((e->perms & perm) == perm && e->len && match_valid(e->filter, e->len, topic, len))
             return 1;
     }
     return 0;

@@ -31,7 +31,9 @@ enum { ACE_PERM_PUB = 1, ACE_PERM_SUB = 2 };
 #define ACE_SCOPE_MAX_PERMS 8u      /* elements of one permissions array */
 #define ACE_TOPIC_MAX_LEN 65535u    /* an MQTT UTF-8 string */
 
-/* One entry: `filter` is owned, NUL-terminated, `len` bytes long; `perms` is ACE_PERM_* bits. */
+/* One entry: `filter` is owned, NUL-terminated, `len` bytes long and a valid filter
+ * (ace_filter_valid: the parsers check it, and code that fills a scope itself must too, because the
+ * per-message checks do not repeat it); `perms` is ACE_PERM_* bits. */
 typedef struct {
     char *filter;
     size_t len;

@@ -475,14 +475,23 @@ static int scope_from_map(const policy_t *p, const char *text, size_t len, ace_s
         while (j < len && text[j] != ' ')
             j++;
         for (size_t m = 0; m < p->n_map && j > i; m++) {
-            if (strlen(p->map[m].name) != j - i || memcmp(p->map[m].name, text + i, j - i) != 0)
+            const perm_entry_t *pe = &p->map[m].e;
+            if (strlen(p->map[m].name) != j - i || memcmp(p->map[m].name, text + i, j - i) != 0 ||
+                !ace_filter_valid(pe->filter, pe->len)) /* scope.h: entries are valid filters */
                 continue;
-            ace_scope_entry_t *e = &out->e[out->n];
-            if (!(e->filter = strdup(p->map[m].e.filter)))
-                return ACE_E_NOMEM;
-            e->len = p->map[m].e.len;
-            e->perms = p->map[m].e.perm;
-            out->n++;
+            /* one entry per filter (scope.h), which also keeps n within the n_map allocated when
+             * the token names a scope more than once */
+            size_t k = 0;
+            while (k < out->n && strcmp(out->e[k].filter, pe->filter) != 0)
+                k++;
+            ace_scope_entry_t *e = &out->e[k];
+            if (k == out->n) {
+                if (!(e->filter = strdup(pe->filter)))
+                    return ACE_E_NOMEM;
+                e->len = pe->len;
+                out->n++;
+            }
+            e->perms |= pe->perm;
         }
         i = j;
     }
@@ -511,18 +520,39 @@ int grant_from_claims(policy_t *p, const ace_claims_t *cl, bool bearer, grant_t 
     return 0;
 }
 
+/* Whether the grant's deadline has passed, asked on every PUBLISH and every forward. The coarse
+ * clock is a third of the cost of the precise one and lags it by at most a kernel tick, so while
+ * it is more than DEADLINE_NEAR_S away from the deadline the answer is "not yet" for certain; only
+ * the last seconds before the deadline pay for the precise clock, which decides to the instant. */
+enum { DEADLINE_NEAR_S = 2 };
+
+static bool grant_expired(const grant_t *g)
+{
+    if (!g->deadline)
+        return false;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) == 0 &&
+        (int64_t)ts.tv_sec + DEADLINE_NEAR_S < g->deadline)
+        return false;
+    return auth_now() >= g->deadline;
+}
+
 /* The one decision: may grant g do perm on a topic name (filter=false) or a filter? */
 static bool grant_allows(const grant_t *g, unsigned perm, const char *t, size_t len, bool filter)
 {
     if (!g)
         return true;
-    if (g->deadline && auth_now() >= g->deadline)
+    if (grant_expired(g))
         return false;
+    if (g->kind == GRANT_ACE) {
+        /* the token's scope first: that is where its clients publish, public topics the exception */
+        if (filter ? ace_scope_allows_filter(&g->scope, perm, t, len)
+                   : ace_scope_allows_topic(&g->scope, perm, t, len))
+            return true;
+        return g->ace_rules && policy_public(g->pol, perm, t, len, filter);
+    }
     if (g->ace_rules && policy_public(g->pol, perm, t, len, filter))
         return true;
-    if (g->kind == GRANT_ACE)
-        return filter ? ace_scope_allows_filter(&g->scope, perm, t, len)
-                      : ace_scope_allows_topic(&g->scope, perm, t, len);
     if (g->acl) {
         if (filter)
             return ace_acl_check_subscribe(g->acl, g->username, g->client_id, t, len);
@@ -563,7 +593,12 @@ static struct auth_session *session_authz(session_t *s, bool create)
     if (!s->authz) {
         as = calloc(1, sizeof *as);
         if (as) {
-            pthread_mutex_init(&as->mu, NULL);
+            /* writers first: a re-authentication must not wait behind a stream of forwards */
+            pthread_rwlockattr_t ra;
+            pthread_rwlockattr_init(&ra);
+            pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+            pthread_rwlock_init(&as->rw, &ra);
+            pthread_rwlockattr_destroy(&ra);
             __atomic_store_n(&s->authz, as, __ATOMIC_RELEASE);
         }
     }
@@ -580,10 +615,10 @@ void auth_install(conn_t *c)
     grant_t *g = a->grant;
     struct auth_session *as = session_authz(c->session, g != NULL);
     if (as) {
-        pthread_mutex_lock(&as->mu);
+        pthread_rwlock_wrlock(&as->rw);
         grant_t *old = as->grant;
         as->grant = grant_ref(g);
-        pthread_mutex_unlock(&as->mu);
+        pthread_rwlock_unlock(&as->rw);
         grant_unref(old);
     }
     ace_timer_arm(c, g ? g->deadline : 0);
@@ -625,7 +660,7 @@ void auth_session_free(session_t *s)
         return;
     s->authz = NULL;
     grant_unref(as->grant);
-    pthread_mutex_destroy(&as->mu);
+    pthread_rwlock_destroy(&as->rw);
     free(as);
 }
 
@@ -769,7 +804,7 @@ int auth_publish(conn_t *c, const char *topic, size_t len, uint8_t qos)
         return 0;
     if (grant_allows(g, ACE_PERM_PUB, topic, len, false))
         return 0;
-    bool expired = g->deadline && auth_now() >= g->deadline;
+    bool expired = grant_expired(g);
     if (g->ace_rules && g->kind != GRANT_USER)
         return ace_deny_publish(c, qos, expired ? "token expired" : "publish not authorized");
     log_debug("publish_denied", "client=%s topic_len=%zu", conn_id(c), len);
@@ -800,9 +835,10 @@ bool auth_may_receive(session_t *s, const char *topic, size_t len)
     struct auth_session *as = session_authz(s, false);
     if (!as)
         return true;
-    pthread_mutex_lock(&as->mu);
+    /* a read lock: the workers forwarding to one session at once do not queue behind each other */
+    pthread_rwlock_rdlock(&as->rw);
     bool ok = grant_allows(as->grant, ACE_PERM_SUB, topic, len, false);
-    pthread_mutex_unlock(&as->mu);
+    pthread_rwlock_unlock(&as->rw);
     return ok;
 }
 

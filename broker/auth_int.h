@@ -9,7 +9,8 @@
  * - grant_t: what one authenticated client may do (a token's scope and deadline, a user name for
  *   the ACL, or "anonymous"). Immutable and reference counted, because the publisher's worker reads
  *   the subscriber's grant at forwarding time while the subscriber's worker may replace it
- *   (re-authentication); the swap happens under the session's auth_session mutex.
+ *   (re-authentication); the swap happens under the write side of the session's auth_session
+ *   lock, forwarding checks read it under the read side.
  * - auth_conn_t (conn_t.authc): the per-connection exchange state, touched only by the connection's
  *   worker thread.
  */
@@ -81,7 +82,7 @@ typedef struct grant {
 } grant_t;
 
 struct auth_session {
-    pthread_mutex_t mu;
+    pthread_rwlock_t rw; /* read: forwarding checks (any worker); write: swapping the grant */
     grant_t *grant;
 };
 

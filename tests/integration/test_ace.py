@@ -288,20 +288,89 @@ def test_expiry_disconnects_subscriber_and_stops_delivery(ace_env):
         assert pub.recv_type(mqttraw.PUBACK).rc in (0, 0x10)
 
 
-def test_expired_session_gets_nothing_offline(ace_env):
-    """A persistent session whose token expired receives nothing queued for it."""
-    e = ace_env()
+def connect_durable(c, token, key, cid):
+    """Form A with a session that outlives the connection; returns the CONNACK."""
+    props = ace_props(auth_data(token, key.pop(c.exporter(True)))) + [(mqttraw.SESSION_EXPIRY, 300)]
+    return c.connect(cid, clean=False, properties=props)
+
+
+def test_offline_deliveries_stop_at_token_deadline(ace_env):
+    """Forwards to an offline session are checked against its token's deadline, to the second: a
+    message published before it is kept for the session, one published after it is not."""
+    e = ace_env(workers=2)
     ks, kp = PopKey("sym"), PopKey("sym")
-    cid = uid("persist")
+    cid = uid("offline")
+    t0 = time.time()
+    tok = e.token(SCOPE, ks, exp_in=5)  # exp = int(time of minting) + 5: 4 s from t0 at least
     with e.tls() as sub:
-        connect_a(sub, e.token(SCOPE, ks, exp_in=2), ks, cid=cid)
-        sub.send(mqttraw.subscribe(1, [("s/#", 1)]))
-        sub.recv_type(mqttraw.SUBACK)
+        connect_durable(sub, tok, ks, cid)
+        assert sub.subscribe([("s/#", 1)]).codes == [1]
+        sub.send(mqttraw.disconnect())
+        sub.wait_closed()
     with e.tls() as pub:
         connect_a(pub, e.token(SCOPE, kp), kp)
-        time.sleep(2.2)
-        pub.publish("s/late", b"late", qos=1, pid=1)
-        pub.recv_type(mqttraw.PUBACK)
+        pub.publish("s/1", b"before", qos=1, pid=1)
+        assert pub.recv_type(mqttraw.PUBACK).rc == 0
+        assert time.time() < int(t0) + 4  # still before the deadline (slack for slow handshakes)
+        time.sleep(max(0.0, int(t0) + 6.1 - time.time()))  # past it, whatever second t0 was in
+        pub.publish("s/2", b"after", qos=1, pid=2)
+        assert pub.recv_type(mqttraw.PUBACK).rc == 0x10  # the one subscriber may not receive it
+    with e.tls() as sub:
+        assert connect_durable(sub, e.token(SCOPE, ks, exp_in=60), ks, cid).session_present
+        p = sub.recv_type(mqttraw.PUBLISH)
+        assert p.payload == b"before"
+        sub.send(mqttraw.puback(p.pid))
+        sub.recv_nothing(0.5)
+
+
+def test_reauth_narrowing_scope_stops_forwarding(ace_env):
+    """Re-authentication replaces the grant the forwarding checks read (on the publisher's worker):
+    topics the new token no longer covers stop at once, those it still covers keep flowing."""
+    e = ace_env(workers=2)
+    ks, kp = PopKey("sym"), PopKey("sym")
+    with e.tls() as sub, e.tls() as pub:
+        connect_b(sub, e.token([["s/#", ["sub"]]], ks), ks)
+        connect_a(pub, e.token(SCOPE, kp), kp)
+        assert sub.subscribe([("s/#", 1)]).codes == [1]
+        for i, t in enumerate(("s/a", "s/b")):
+            pub.publish(t, t.encode(), qos=1, pid=1 + i)
+            pub.recv_type(mqttraw.PUBACK)
+            p = sub.recv_type(mqttraw.PUBLISH)
+            assert p.payload == t.encode()
+            sub.send(mqttraw.puback(p.pid))
+        p = reauth(sub, e.token([["s/a", ["sub"]]], ks), ks)
+        assert p.type == mqttraw.AUTH and p.rc == 0
+        for i in range(3):  # the same topics again, answered from the new grant only
+            for t in ("s/b", "s/a"):
+                pub.publish(t, t.encode(), qos=1, pid=10 + i)
+                pub.recv_type(mqttraw.PUBACK)
+            p = sub.recv_type(mqttraw.PUBLISH)
+            assert p.payload == b"s/a"
+            sub.send(mqttraw.puback(p.pid))
+        sub.recv_nothing(0.3)
+
+
+def test_acl_patterns_on_publish_and_forwarding(ace_env, tmp_path):
+    """%c and %u patterns of an acl_file, on PUBLISH and on forwarding."""
+    pwf, aclf = tmp_path / "passwd", tmp_path / "acl"
+    pwf.write_text(pw_line("alice", "wonder") + "\n" + pw_line("bob", "builder") + "\n")
+    aclf.write_text("pattern readwrite c/%c/#\npattern read u/%u/#\nuser bob\ntopic write u/#\n")
+    e = ace_env(global_lines=("password_file %s" % pwf, "acl_file %s" % aclf), workers=2)
+    cid = uid("pat")
+    with e.b.raw() as a, e.b.raw() as b:
+        a.connect(cid, username="alice", password=b"wonder")
+        b.connect(uid("bob"), username="bob", password=b"builder")
+        assert a.subscribe([("u/alice/#", 1), ("u/bob/#", 1), ("c/%s/#" % cid, 1)]).codes == \
+            [1, NOT_AUTHORIZED, 1]
+        a.publish("c/%s/x" % cid, b"own", qos=1, pid=1)
+        got = {p.type: p for p in (a.recv(), a.recv())}
+        assert got[mqttraw.PUBACK].rc == 0 and got[mqttraw.PUBLISH].payload == b"own"
+        a.send(mqttraw.puback(got[mqttraw.PUBLISH].pid))
+        a.publish("c/other/x", b"x", qos=1, pid=2)
+        assert a.recv_type(mqttraw.PUBACK).rc == NOT_AUTHORIZED
+        b.publish("u/alice/1", b"for alice", qos=1, pid=3)
+        assert b.recv_type(mqttraw.PUBACK).rc == 0
+        assert a.recv_type(mqttraw.PUBLISH).payload == b"for alice"
 
 
 def test_retained_message_ends_with_publisher_token_and_will_survives(ace_env):

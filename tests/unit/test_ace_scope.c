@@ -393,6 +393,11 @@ TEST(subset_brute_force)
             if (m != ace_topic_matches(F[i].s, strlen(F[i].s), T[j].s, strlen(T[j].s)) &&
                 mismatches++ < 5)
                 fprintf(stderr, "match mismatch %s %s\n", F[i].s, T[j].s);
+            /* the scope check matches without validating its (valid) filters again */
+            ace_scope_entry_t e = { F[i].s, strlen(F[i].s), ACE_PERM_PUB };
+            ace_scope_t one = { &e, 1 };
+            if (m != ALLOWS_T(&one, ACE_PERM_PUB, T[j].s) && mismatches++ < 5)
+                fprintf(stderr, "scope mismatch %s %s\n", F[i].s, T[j].s);
         }
     }
     for (int a = 0; a < nf; a++) {
