@@ -39,7 +39,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 DEPFILES := $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
-.PHONY: all deps run test test-unit test-integration asan bench fuzz clean install deb rpm
+.PHONY: all deps run test test-unit test-integration asan bench profile fuzz clean install deb rpm
 all: $(B)/acemqd $(TOOL_BIN) $(UNIT_BIN)
 
 $(B)/obj/%.o: %.c
@@ -88,6 +88,11 @@ asan:
 
 bench: deps all
 	sh tests/bench/run.sh
+
+# `make profile`: perf and callgrind profiles of acemqd and its CPU use per thread with workers 1
+# and 2 (tests/bench/profile.sh; PROFILE_OUT and PROFILE_SECONDS choose the directory and window).
+profile: deps all
+	sh tests/bench/profile.sh
 
 fuzz: deps
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS)

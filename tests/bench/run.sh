@@ -16,6 +16,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
 PY=/usr/bin/python3
+. "$ROOT/tests/bench/lib.sh"
 BENCH_SECONDS=${BENCH_SECONDS:-600}
 BENCH=${BENCH:-$ROOT/build/acemq-bench}
 ACEMQD=${ACEMQD:-$ROOT/build/acemqd}
@@ -89,23 +90,7 @@ if [ -z "$REPORT_ONLY" ]; then
 make_pki || { echo "bench: openssl could not make the test certificates" >&2; exit 1; }
 fi
 
-free_port() {
-    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
-wait_port() { # $1 = port: true once something accepts there (5 s at most)
-    $PY - "$1" <<'PYEOF'
-import socket, sys, time
-end = time.time() + 5
-while time.time() < end:
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit(1)
-PYEOF
-}
 
 # conf BROKER PORT TLSPORT: the equivalent configurations of the two. PERSIST (persistence lines,
 # default off) and ACE_CONF (acemqd's ACE lines) are added when set.
@@ -146,21 +131,7 @@ start_broker() {
     fi
 }
 
-stop_broker() {
-    [ -n "$BPID" ] || return 0
-    kill "$BPID" 2>/dev/null
-    wait "$BPID" 2>/dev/null
-    BPID=""
-}
 
-jget() { # $1 = json file, $2 = key path (a.b): prints the value, or nothing
-    $PY -c 'import json,sys
-try:
-    v = json.load(open(sys.argv[1]))
-    for k in sys.argv[2].split("."): v = v[k]
-    print(v)
-except Exception: pass' "$1" "$2"
-}
 
 cpu_ticks() { # $1 = pid: user + system CPU time of the process, in clock ticks
     awk '{print $14 + $15}' /proc/"$1"/stat 2>/dev/null || echo 0
