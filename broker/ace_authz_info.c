@@ -23,7 +23,8 @@ enum { RATE_SLOTS = 256, RATE_BURST = 10, RATE_WINDOW_S = 10 };
 
 typedef struct {
     ace_claims_t cl;
-    uint64_t seq; /* insertion order, for eviction */
+    uint64_t seq;      /* insertion order, for eviction */
+    int64_t stored_at; /* Unix seconds: an exi token's window runs from here, not per connection */
     bool used;
 } slot_t;
 
@@ -74,7 +75,7 @@ static slot_t *find_kid(authz_store_t *st, const uint8_t *kid, size_t len)
     return NULL;
 }
 
-static int store_put(authz_store_t *st, const ace_claims_t *cl)
+static int store_put(authz_store_t *st, const ace_claims_t *cl, int64_t now)
 {
     pthread_mutex_lock(&st->mu);
     slot_t *s = find_kid(st, cl->cnf_key.kid, cl->cnf_key.kid_len);
@@ -91,6 +92,7 @@ static int store_put(authz_store_t *st, const ace_claims_t *cl)
     int rc = ace_claims_copy(&s->cl, cl);
     s->used = rc == 0;
     s->seq = ++st->seq;
+    s->stored_at = now;
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
@@ -166,8 +168,14 @@ int authz_store_find_identity(authz_store_t *st, const uint8_t *id, size_t len, 
     pthread_mutex_lock(&st->mu);
     slot_t *s = find_kid(st, kid, kid_len);
     int rc = -1;
-    if (s && !(s->cl.has_exp && now >= s->cl.exp))
+    /* exi counts from the upload: each PSK connection gets what is left of it (ace_deadline adds
+     * it to the connection's now), and none once it has run out */
+    int64_t exi_left = s && s->cl.has_exi ? s->stored_at + s->cl.exi - now : 0;
+    if (s && !(s->cl.has_exp && now >= s->cl.exp) && !(s->cl.has_exi && exi_left <= 0)) {
         rc = ace_claims_copy(out, &s->cl);
+        if (rc == 0 && out->has_exi)
+            out->exi = exi_left;
+    }
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
@@ -240,7 +248,7 @@ static uint8_t upload(conn_t *c, const uint8_t *tok, size_t len)
                  "kid (needed for TLS-PSK)\"", conn_id(c));
     else if (ace_scope_parse_claim(cl.scope_kind, cl.scope, cl.scope_len, &sc) < 0)
         log_info("authz_info_refused", "client=%s error=\"scope not understood\"", conn_id(c));
-    else if (ace_scope_free(&sc), store_put(auth_store(c->w->b->auth), &cl) == 0)
+    else if (ace_scope_free(&sc), store_put(auth_store(c->w->b->auth), &cl, auth_now()) == 0)
         out = 0;
     if (out == 0)
         log_info("authz_info_stored", "client=%s peer=%s", conn_id(c),

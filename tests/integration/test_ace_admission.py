@@ -15,7 +15,7 @@ import pytest
 
 import mqttraw
 from acehelpers import (AUD, PopKey, ace_props, auth_data, auth_packet, b64u_decode, claims,
-                        exi_cti)
+                        exi_cti, psk_identity)
 from conftest import IS_MOSQ, uid
 from test_ace import (AS_URI, NOT_AUTHORIZED, SCOPE, ace_env, connect_a, connect_b,  # noqa: F401
                       hint_of, reauth, tmp_path)
@@ -149,3 +149,25 @@ def test_exi_window_starts_when_first_seen(ace_env):
         assert waited < 4.2, "deadline restarted at the reconnect: %.1fs" % waited
     with e.tls() as c:
         connect_a(c, tok, key, expect=NOT_AUTHORIZED)
+
+
+def test_exi_window_of_an_uploaded_token_starts_at_upload(ace_env):
+    """A token uploaded to authz-info with exi: every TLS-PSK connection gets what is left of the
+    window that started at the upload (not a fresh one each), and none after it."""
+    e = ace_env()
+    key = PopKey("sym", kid=b"exi-dev")
+    with e.b.raw() as c:
+        c.connect(uid("up"))
+        t0 = time.monotonic()
+        c.publish("authz-info", exi_token(e, key, 200, exi=3, scope=[["d/#", ["pub", "sub"]]]),
+                  qos=1, pid=1)
+        assert c.recv_type(mqttraw.PUBACK).rc == 0
+    time.sleep(1.5)
+    with e.tls(psk=(psk_identity(key.kid), key.k)) as c:
+        c.connect(uid("psk"))  # authorized by the stored token, until upload + 3 s
+        got = c.wait_closed(6)
+        waited = time.monotonic() - t0
+        assert got and got[-1].type == mqttraw.DISCONNECT and got[-1].rc == NOT_AUTHORIZED
+        assert waited < 4.2, "window restarted at the PSK connection: %.1fs" % waited
+    with pytest.raises(Exception):  # the window is over: the identity names no usable token
+        e.tls(psk=(psk_identity(key.kid), key.k)).connect(uid())
