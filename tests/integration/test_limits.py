@@ -1,10 +1,13 @@
 """Limits: max_packet_size checked from the fixed header, queued bytes, many connections."""
 
+import os
+import resource
+import socket
 import time
 
 import pytest
 
-from conftest import IS_MOSQ, uid, assert_serves, props, PacketTypes
+from conftest import IS_MOSQ, uid, assert_serves, props, wait_until, PacketTypes
 import mqttraw as m
 
 
@@ -405,3 +408,37 @@ def test_max_qos2_pending_v311(make_broker1, raws):
         assert ok.recv_type(m.PUBREC).pid == pid
         ok.send(m.pubrel(pid, version=4))
         assert ok.recv_type(m.PUBCOMP).pid == pid
+
+
+def _cpu_seconds(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(IS_MOSQ, reason="acemqd's accept path and log line")
+def test_descriptor_limit_is_said_and_clients_kept(make_broker, clients):
+    """At the process's descriptor limit the broker says so, does not spin on the connections it
+    cannot take, keeps serving the clients it has, and accepts again once descriptors are free."""
+    b = make_broker("persistence false", "connect_timeout 60")
+    sub, pub = clients(b), clients(b)
+    topic = uid("fd")
+    sub.subscribe(topic, 1)
+    used = len(os.listdir("/proc/%d/fd" % b.proc.pid))
+    resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE, (used + 8, used + 8))
+    flood = []
+    try:
+        for _ in range(40):  # more than the 8 free descriptors: the kernel completes them all
+            flood.append(socket.create_connection((b.host, b.port), timeout=2))
+        wait_until(lambda: "accept_failed" in b.log(), what="the accept_failed log line")
+        assert "file descriptor limit" in b.log()
+        cpu0 = _cpu_seconds(b.proc.pid)
+        time.sleep(1.0)
+        assert _cpu_seconds(b.proc.pid) - cpu0 < 0.5, "the broker spins at its descriptor limit"
+        pub.publish(topic, b"still served", qos=1)
+        assert sub.get_n(1)[0].payload == b"still served"
+    finally:
+        for s in flood:
+            s.close()
+    wait_until(lambda: len(os.listdir("/proc/%d/fd" % b.proc.pid)) < used + 4,
+               what="the flood's sockets to go")
+    assert_serves(b)
