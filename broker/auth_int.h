@@ -1,5 +1,6 @@
 /*
- * broker/auth_int.h: what auth.c, ace_connect.c and ace_authz_info.c share behind auth.h.
+ * broker/auth_int.h: what auth.c, auth_policy.c, ace_connect.c and ace_authz_info.c share behind
+ * auth.h.
  *
  * Three kinds of object:
  * - policy_t: everything built from one configuration (trust store, token cache, public topics,
@@ -107,19 +108,9 @@ typedef struct auth_conn {
     uv_timer_t *timer;    /* token expiry */
 } auth_conn_t;
 
-/* auth.c */
+/* auth_policy.c: the policy, and the admission state that outlives reloads */
 policy_t *policy_acquire(struct auth *a);
 void policy_release(policy_t *p);
-grant_t *grant_new(policy_t *p, int kind);
-grant_t *grant_ref(grant_t *g);
-void grant_unref(grant_t *g);
-/* Builds an ACE grant from verified claims (scope parsed, or mapped for bearer tokens). */
-int grant_from_claims(policy_t *p, const ace_claims_t *cl, bool bearer, grant_t **out);
-auth_conn_t *authc_get(conn_t *c);
-/* Replaces the connection's grant (takes the reference). */
-void authc_set_grant(conn_t *c, grant_t *g);
-/* Pushes the connection's grant to its session and re-arms the expiry timer. */
-void auth_install(conn_t *c);
 int64_t auth_now(void);
 const ace_pwfile_t *policy_pwfile(const policy_t *p, const char *path);
 const ace_acl_t *policy_acl(const policy_t *p, const char *path);
@@ -135,6 +126,18 @@ int auth_cnonce_issue(struct auth *a, uint8_t out[AUTH_CNONCE_LEN], int64_t now)
  * of the window that started when the token was first seen. 0 or ACE_E_REPLAY / ACE_E_NONCE /
  * ACE_E_CLAIM. */
 int auth_admit_token(const policy_t *p, ace_claims_t *cl, int64_t now);
+
+/* auth.c: grants and the decisions */
+grant_t *grant_new(policy_t *p, int kind);
+grant_t *grant_ref(grant_t *g);
+void grant_unref(grant_t *g);
+/* Builds an ACE grant from verified claims (scope parsed, or mapped for bearer tokens). */
+int grant_from_claims(policy_t *p, const ace_claims_t *cl, bool bearer, grant_t **out);
+auth_conn_t *authc_get(conn_t *c);
+/* Replaces the connection's grant (takes the reference). */
+void authc_set_grant(conn_t *c, grant_t *g);
+/* Pushes the connection's grant to its session and re-arms the expiry timer. */
+void auth_install(conn_t *c);
 
 /* ace_connect.c */
 auth_result_t ace_connect(conn_t *c, const mqtt_connect_t *k, policy_t *p);
