@@ -86,13 +86,15 @@ stream_t *stream_tcp_new(uv_loop_t *loop, int fd, const struct sockaddr *peer, s
  * Accepting on a listening socket (non-blocking, listen() done): cb gets each new socket (fd >= 0,
  * non-blocking, close-on-exec, its own to keep or close) with the peer's address, or an error
  * (fd = a negative uv error; at the descriptor limit, UV_EMFILE, after which the pending
- * connection is taken and closed so that the loop does not spin on it).
+ * connection is taken and closed with a spare descriptor, or, when there is none to spare,
+ * accepting pauses for a moment: either way the loop does not spin on it).
  */
 typedef struct stream_acceptor stream_acceptor_t;
 typedef void (*stream_accept_cb)(stream_acceptor_t *a, int fd, const struct sockaddr *peer,
                                  size_t peer_len);
 struct stream_acceptor {
     uv_poll_t poll;
+    uv_timer_t pause; /* resumes watching after a moment out of descriptors */
     int fd;
     int spare; /* a descriptor kept in reserve for the EMFILE case */
     stream_accept_cb cb;

@@ -29,7 +29,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum { READ_BUF = 64 * 1024, READS_PER_EVENT = 4, CLOSE_GRACE_MS = 2000, ACCEPTS_PER_EVENT = 64 };
+enum {
+    READ_BUF = 64 * 1024,
+    READS_PER_EVENT = 4,
+    CLOSE_GRACE_MS = 2000,
+    ACCEPTS_PER_EVENT = 64,
+    ACCEPT_PAUSE_MS = 100, /* out of descriptors with none to spare: how long to stop watching */
+};
 
 typedef struct wreq {
     struct wreq *next;
@@ -414,6 +420,16 @@ stream_t *stream_tcp_new(uv_loop_t *loop, int fd, const struct sockaddr *peer, s
 
 /* ---- accepting -------------------------------------------------------------------------------- */
 
+static void on_acceptable(uv_poll_t *h, int status, int events);
+
+static void on_resume(uv_timer_t *t)
+{
+    stream_acceptor_t *a = t->data;
+    if (a->spare < 0)
+        a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    uv_poll_start(&a->poll, UV_READABLE, on_acceptable);
+}
+
 static void on_acceptable(uv_poll_t *h, int status, int events)
 {
     stream_acceptor_t *a = h->data;
@@ -436,16 +452,23 @@ static void on_acceptable(uv_poll_t *h, int status, int events)
         if (e == EAGAIN || e == EWOULDBLOCK)
             return;
         a->cb(a, -e, NULL, 0);
-        if ((e == EMFILE || e == ENFILE) && a->spare >= 0) {
-            /* Out of descriptors: the pending connection would wake us forever. Give up the spare
-             * one to take it and close it (the client sees the close), then keep a spare again. */
+        if (e != EMFILE && e != ENFILE)
+            return;
+        /* Out of descriptors: the pending connection would wake us forever. Give up the spare one
+         * to take it and close it (the client sees the close), then keep a spare again. */
+        if (a->spare >= 0) {
             close(a->spare);
             int drop = accept4(a->fd, NULL, NULL, SOCK_CLOEXEC);
             if (drop >= 0)
                 close(drop);
             a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-            continue;
+            if (drop >= 0 && a->spare >= 0)
+                continue;
         }
+        /* Another thread took the freed descriptor first (or there was none to spare): stop
+         * watching for a moment rather than spin on the pending connection. */
+        uv_poll_stop(&a->poll);
+        uv_timer_start(&a->pause, on_resume, ACCEPT_PAUSE_MS, 0);
         return;
     }
 }
@@ -457,12 +480,20 @@ int stream_acceptor_start(stream_acceptor_t *a, uv_loop_t *loop, int fd, stream_
     a->cb = cb;
     a->arg = arg;
     a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int rc = uv_poll_init(loop, &a->poll, fd);
+    int rc = uv_timer_init(loop, &a->pause);
+    if (rc == 0) {
+        a->pause.data = a;
+        rc = uv_poll_init(loop, &a->poll, fd);
+        if (rc < 0)
+            uv_close((uv_handle_t *)&a->pause, NULL);
+    }
     if (rc == 0) {
         a->poll.data = a;
         rc = uv_poll_start(&a->poll, UV_READABLE, on_acceptable);
-        if (rc < 0)
+        if (rc < 0) {
             uv_close((uv_handle_t *)&a->poll, NULL);
+            uv_close((uv_handle_t *)&a->pause, NULL);
+        }
     }
     if (rc < 0 && a->spare >= 0) {
         close(a->spare);
@@ -476,6 +507,7 @@ void stream_acceptor_close(stream_acceptor_t *a)
     if (uv_is_closing((uv_handle_t *)&a->poll))
         return;
     uv_close((uv_handle_t *)&a->poll, NULL);
+    uv_close((uv_handle_t *)&a->pause, NULL);
     close(a->fd);
     if (a->spare >= 0)
         close(a->spare);
