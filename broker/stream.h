@@ -105,7 +105,4 @@ int stream_acceptor_start(stream_acceptor_t *a, uv_loop_t *loop, int fd, stream_
 /* Stops accepting and closes the listening socket. */
 void stream_acceptor_close(stream_acceptor_t *a);
 
-/* Formats a socket address into buf (at least 64 bytes). */
-void stream_peer_name(const struct sockaddr *sa, char *buf, size_t cap);
-
 #endif

@@ -367,7 +367,8 @@ static const stream_ops_t tcp_ops = {
     .name = "tcp",
 };
 
-void stream_peer_name(const struct sockaddr *ss, char *buf, size_t cap)
+/* Formats a socket address into buf (at least 64 bytes). */
+static void peer_name(const struct sockaddr *ss, char *buf, size_t cap)
 {
     char host[INET6_ADDRSTRLEN] = "?";
     int port = 0;
@@ -393,7 +394,7 @@ const char *stream_peer(const stream_t *s)
     if (!s)
         return "-";
     char *buf = ring[next++ % 4];
-    stream_peer_name(&s->peer.sa, buf, sizeof ring[0]);
+    peer_name(&s->peer.sa, buf, sizeof ring[0]);
     return buf;
 }
 
