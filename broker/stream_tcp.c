@@ -173,20 +173,24 @@ static ssize_t send_some(int fd, const uv_buf_t *bufs, unsigned n)
     return (ssize_t)total;
 }
 
-/* Advances a buffer list past `done` bytes; returns the number of buffers left. */
-static unsigned skip_bytes(uv_buf_t *bufs, unsigned n, size_t done, unsigned *first)
+/* How far `done` sent bytes reach into bufs[0..n): the number of buffers sent whole, and in
+ * *part the bytes sent of the next one. */
+static unsigned reach(const uv_buf_t *bufs, unsigned n, size_t done, size_t *part)
 {
-    unsigned i = 0;
-    while (i < n && done >= bufs[i].len) {
-        done -= bufs[i].len;
-        i++;
-    }
-    if (i < n && done) {
-        bufs[i].base += done;
-        bufs[i].len -= done;
-    }
-    *first = i;
-    return n - i;
+    unsigned whole = 0;
+    while (whole < n && done >= bufs[whole].len)
+        done -= bufs[whole++].len;
+    *part = done;
+    return whole;
+}
+
+/* Copies the unsent rest of bufs (from buffer `whole`, `part` bytes in) into r. */
+static void keep_rest(wreq_t *r, const uv_buf_t *bufs, unsigned n, unsigned whole, size_t part)
+{
+    r->n = n - whole;
+    memmove(r->bufs, bufs + whole, r->n * sizeof *bufs);
+    r->bufs[0].base += part;
+    r->bufs[0].len -= part;
 }
 
 static void shut_and_close(tcp_stream_t *t)
@@ -205,10 +209,10 @@ static void flush_queue(tcp_stream_t *t)
             fail(t, (int)w);
             return;
         }
-        unsigned first;
-        r->n = skip_bytes(r->bufs, r->n, (size_t)w, &first);
-        if (r->n) {
-            memmove(r->bufs, r->bufs + first, r->n * sizeof *r->bufs);
+        size_t part;
+        unsigned whole = reach(r->bufs, r->n, (size_t)w, &part);
+        if (whole < r->n) {
+            keep_rest(r, r->bufs, r->n, whole, part);
             break; /* the kernel is full again */
         }
         t->wq = r->next;
@@ -235,26 +239,20 @@ static int tcp_write(stream_t *s, const uv_buf_t *bufs, unsigned n, stream_write
         ssize_t w = send_some(fd_of(t), bufs, n);
         if (w < 0)
             return (int)w;
-        done = (size_t)w;
-        while (skip < n && done >= bufs[skip].len)
-            done -= bufs[skip++].len;
+        skip = reach(bufs, n, (size_t)w, &done);
         if (skip == n) {
             if (cb)
                 cb(arg, 0);
             return 0;
         }
     }
-    unsigned left = n - skip;
-    wreq_t *r = malloc(sizeof *r + left * sizeof(uv_buf_t));
+    wreq_t *r = malloc(sizeof *r + (n - skip) * sizeof(uv_buf_t));
     if (!r)
         return UV_ENOMEM;
     r->next = NULL;
     r->cb = cb;
     r->arg = arg;
-    r->n = left;
-    memcpy(r->bufs, bufs + skip, left * sizeof *bufs);
-    r->bufs[0].base += done;
-    r->bufs[0].len -= done;
+    keep_rest(r, bufs, n, skip, done);
     wreq_t **tail = &t->wq;
     while (*tail)
         tail = &(*tail)->next;
