@@ -179,43 +179,18 @@ void authc_set_grant(conn_t *c, grant_t *g)
         g->client_id = strdup(c->client_id);
 }
 
-static struct auth_session *session_authz(session_t *s, bool create)
-{
-    struct auth_session *as = __atomic_load_n(&s->authz, __ATOMIC_ACQUIRE);
-    if (as || !create)
-        return as;
-    session_lock(s);
-    if (!s->authz) {
-        as = calloc(1, sizeof *as);
-        if (as) {
-            /* writers first: a re-authentication must not wait behind a stream of forwards */
-            pthread_rwlockattr_t ra;
-            pthread_rwlockattr_init(&ra);
-            pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-            pthread_rwlock_init(&as->rw, &ra);
-            pthread_rwlockattr_destroy(&ra);
-            __atomic_store_n(&s->authz, as, __ATOMIC_RELEASE);
-        }
-    }
-    as = s->authz;
-    session_unlock(s);
-    return as;
-}
-
 void auth_install(conn_t *c)
 {
     auth_conn_t *a = c->authc;
     if (!a || !c->session)
         return;
     grant_t *g = a->grant;
-    struct auth_session *as = session_authz(c->session, g != NULL);
-    if (as) {
-        pthread_rwlock_wrlock(&as->rw);
-        grant_t *old = as->grant;
-        as->grant = grant_ref(g);
-        pthread_rwlock_unlock(&as->rw);
-        grant_unref(old);
-    }
+    session_t *s = c->session;
+    session_lock(s);
+    grant_t *old = s->grant;
+    s->grant = g ? grant_ref(g) : NULL;
+    session_unlock(s);
+    grant_unref(old);
     ace_timer_arm(c, g ? g->deadline : 0);
 }
 
@@ -250,13 +225,8 @@ void auth_conn_closed(conn_t *c)
 
 void auth_session_free(session_t *s)
 {
-    struct auth_session *as = s->authz;
-    if (!as)
-        return;
-    s->authz = NULL;
-    grant_unref(as->grant);
-    pthread_rwlock_destroy(&as->rw);
-    free(as);
+    grant_unref(s->grant);
+    s->grant = NULL;
 }
 
 /* ---- CONNECT without a token ------------------------------------------------------------------ */
@@ -425,16 +395,14 @@ bool auth_may_publish(conn_t *c, const char *topic, size_t len)
     return grant_allows(c->authc ? c->authc->grant : NULL, ACE_PERM_PUB, topic, len, false);
 }
 
-bool auth_may_receive(session_t *s, const char *topic, size_t len)
+bool auth_session_may_receive(const session_t *s, const char *topic, size_t len)
 {
-    struct auth_session *as = session_authz(s, false);
-    if (!as)
-        return true;
-    /* a read lock: the workers forwarding to one session at once do not queue behind each other */
-    pthread_rwlock_rdlock(&as->rw);
-    bool ok = grant_allows(as->grant, ACE_PERM_SUB, topic, len, false);
-    pthread_rwlock_unlock(&as->rw);
-    return ok;
+    return grant_allows(s->grant, ACE_PERM_SUB, topic, len, false);
+}
+
+bool auth_conn_may_receive(const conn_t *c, const char *topic, size_t len)
+{
+    return grant_allows(c->authc ? c->authc->grant : NULL, ACE_PERM_SUB, topic, len, false);
 }
 
 bool auth_is_authz_info(conn_t *c, const char *topic, size_t len)

@@ -44,8 +44,12 @@ int auth_publish(conn_t *c, const char *topic, size_t len, uint8_t qos);
 int auth_subscribe(conn_t *c, const char *filter, size_t len);
 /* For the will at CONNECT. */
 bool auth_may_publish(conn_t *c, const char *topic, size_t len);
-/* At forwarding time: may this session still receive a message on topic? */
-bool auth_may_receive(session_t *s, const char *topic, size_t len);
+/* Forwarding is checked where each side's grant can be read without a lock:
+ * - auth_session_may_receive: with s's lock held, while s is offline (queueing for it), against
+ *   the grant of its last connection;
+ * - auth_conn_may_receive: on c's worker, as a queued message goes out to c, against c's grant. */
+bool auth_session_may_receive(const session_t *s, const char *topic, size_t len);
+bool auth_conn_may_receive(const conn_t *c, const char *topic, size_t len);
 /* The authz-info topic (RFC 9431 §2.2.5) while ACE is on: publish-only, its payload is consumed
  * as a token. */
 bool auth_is_authz_info(conn_t *c, const char *topic, size_t len);
@@ -58,7 +62,7 @@ void auth_limit_expiry(conn_t *c, msg_t *m);
 void auth_connected(conn_t *c);
 
 /* Lifecycle hooks for the state auth.c keeps on connections (c->authc) and sessions
- * (s->authz): called when the socket is gone (on the connection's worker), and when the
+ * (s->grant): called when the socket is gone (on the connection's worker), and when the
  * session is freed (any thread). */
 void auth_conn_closed(conn_t *c);
 void auth_session_free(session_t *s);

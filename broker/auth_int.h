@@ -10,8 +10,9 @@
  * - grant_t: what one authenticated client may do (a token's scope and deadline, a user name for
  *   the ACL, or "anonymous"). Immutable and reference counted, because the publisher's worker reads
  *   the subscriber's grant at forwarding time while the subscriber's worker may replace it
- *   (re-authentication); the swap happens under the write side of the session's auth_session
- *   lock, forwarding checks read it under the read side.
+ *   (re-authentication). A session keeps its connection's grant for the time it is offline:
+ *   it is swapped and read under the session lock. A message going out is checked against the
+ *   connection's own grant, on its worker, without a lock.
  * - auth_conn_t (conn_t.authc): the per-connection exchange state, touched only by the connection's
  *   worker thread.
  */
@@ -81,11 +82,6 @@ typedef struct grant {
     char *username; /* for the ACL; NULL = anonymous */
     char *client_id;
 } grant_t;
-
-struct auth_session {
-    pthread_rwlock_t rw; /* read: forwarding checks (any worker); write: swapping the grant */
-    grant_t *grant;
-};
 
 enum { PH_IDLE, PH_CHECKING, PH_CHALLENGE, PH_REAUTH_CHECKING, PH_REAUTH_CHALLENGE };
 

@@ -79,10 +79,7 @@ static bool deliver_group(broker_t *b, msg_t *m, const match_t *g, size_t n)
             d.sub_ids[d.n_sub_ids++] = g[i].sub_id;
         any = true;
     }
-    if (!any || !auth_may_receive(s, m->topic, m->topic_len))
-        return false;
-    session_deliver(b, s, &d);
-    return true;
+    return any && session_deliver(b, s, &d);
 }
 
 size_t broker_publish_count(broker_t *b, msg_t *m)
@@ -144,7 +141,7 @@ void broker_send_retained(broker_t *b, session_t *s, const char *filter, size_t 
     uint64_t now = clock_ms();
     for (size_t i = 0; i < mv.n; i++) {
         msg_t *m = mv.v[i];
-        if (!msg_expired(m, now) && auth_may_receive(s, m->topic, m->topic_len)) {
+        if (!msg_expired(m, now)) {
             delivery_t d = {.msg = m, .qos = m->qos < granted_qos ? m->qos : granted_qos,
                             .retain = true};
             if (sub_id)

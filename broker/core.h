@@ -122,7 +122,7 @@ struct session {
     uint32_t will_expiry; /* Message Expiry Interval of the will, counted from its publication */
     uint64_t will_at; /* when a delayed will is due; 0 = none pending */
 
-    struct auth_session *authz; /* authorization state that outlives a connection (auth.c) */
+    struct grant *grant; /* its last connection's grant, swapped under the session lock (auth.c) */
     uint64_t store_sid;         /* id in the persistent store while durable, else 0 (store.h) */
     session_t *hnext;           /* registry chain */
     uint16_t next_id;
@@ -150,8 +150,9 @@ static inline session_t *session_ref(session_t *s)
 void session_unref(session_t *s);
 
 /* Queues a delivery (takes a message reference) and makes sure the session's worker will flush
- * it. Applies the queue limits and the QoS 0 policy. Called from any worker. */
-void session_deliver(broker_t *b, session_t *s, const delivery_t *d);
+ * it. Applies the queue limits and the QoS 0 policy. Called from any worker. False when the
+ * session may not receive it at all: offline, and its last grant does not cover the topic. */
+bool session_deliver(broker_t *b, session_t *s, const delivery_t *d);
 /* Under s->lock, when the connection went away: QoS 0 deliveries not yet written are dropped (an
  * offline session keeps them only with queue_qos0_messages), so what an offline session receives
  * does not depend on whether a publish raced the disconnect. */
@@ -377,6 +378,7 @@ typedef struct {
     /* Dropped deliveries by reason; msgs_dropped counts these and any other drop, but not
      * messages that expired while queued (dropped_expired). */
     atomic_uint_fast64_t dropped_queue_full, dropped_too_large, dropped_expired;
+    atomic_uint_fast64_t dropped_not_authorized; /* queued, then the subscriber's grant said no */
     /* Authentication outcomes, counted through metrics_count_auth() (broker/metrics.h). */
     atomic_uint_fast64_t auth_ok, auth_fail;
     atomic_uint_fast64_t connections_accepted; /* sockets given a transport (listener.c) */

@@ -281,14 +281,17 @@ static void render_traffic(out_t *o, broker_t *b)
     by_qos(o, "acemq_message_bytes_sent_total", "Payload bytes of PUBLISH packets sent, by QoS.",
            st->pub_bytes_sent_qos);
     uint64_t total = ld(&st->msgs_dropped), full = ld(&st->dropped_queue_full);
-    uint64_t big = ld(&st->dropped_too_large), other = total > full + big ? total - full - big : 0;
+    uint64_t big = ld(&st->dropped_too_large), denied = ld(&st->dropped_not_authorized);
+    uint64_t named = full + big + denied, other = total > named ? total - named : 0;
     family(o, "acemq_messages_dropped_total", "counter",
            "Deliveries dropped: queue_full (max_queued_messages/bytes), too_large (over the "
-           "client's Maximum Packet Size), expired (Message Expiry while queued), other.");
+           "client's Maximum Packet Size), expired (Message Expiry while queued), not_authorized "
+           "(queued, then the subscriber's token or ACL no longer covered it), other.");
     put(o, "acemq_messages_dropped_total{reason=\"queue_full\"} %" PRIu64 "\n", full);
     put(o, "acemq_messages_dropped_total{reason=\"too_large\"} %" PRIu64 "\n", big);
     put(o, "acemq_messages_dropped_total{reason=\"expired\"} %" PRIu64 "\n",
         ld(&st->dropped_expired));
+    put(o, "acemq_messages_dropped_total{reason=\"not_authorized\"} %" PRIu64 "\n", denied);
     put(o, "acemq_messages_dropped_total{reason=\"other\"} %" PRIu64 "\n", other);
 }
 

@@ -117,26 +117,30 @@ void session_drop_qos0(broker_t *b, session_t *s)
     s->q_len = kept;
 }
 
-void session_deliver(broker_t *b, session_t *s, const delivery_t *d)
+bool session_deliver(broker_t *b, session_t *s, const delivery_t *d)
 {
     const limits_t *lim = &b->lim;
     worker_t *w = NULL;
     session_lock(s);
+    if (!s->conn && !auth_session_may_receive(s, d->msg->topic, d->msg->topic_len)) {
+        session_unlock(s);
+        return false;
+    }
     if (!s->registered || (d->qos == 0 && !s->conn && !lim->queue_qos0)) {
         session_unlock(s);
-        return;
+        return true;
     }
     if (d->qos == 0 && s->q_len > 0 && atomic_load(&b->shedding)) {
         count_drop(b, s, "memory_limit reached: QoS 0 to a slow consumer");
         session_unlock(s);
-        return;
+        return true;
     }
     if ((lim->max_queued && s->q_len >= lim->max_queued) ||
         (lim->max_queued_bytes && s->q_bytes + d->msg->payload_len > lim->max_queued_bytes)) {
         atomic_fetch_add_explicit(&b->stats.dropped_queue_full, 1, memory_order_relaxed);
         count_drop(b, s, "queue full");
         session_unlock(s);
-        return;
+        return true;
     }
     delivery_t copy = *d;
     msg_ref(copy.msg);
@@ -157,6 +161,7 @@ void session_deliver(broker_t *b, session_t *s, const delivery_t *d)
         else
             worker_post(w, INBOX_FLUSH_SESSION, s, 0);
     }
+    return true;
 }
 
 /* ---- the in-flight window --------------------------------------------------------------------- */
@@ -303,6 +308,16 @@ unsigned session_flush(broker_t *b, session_t *s, conn_t *c)
         delivery_t *head = &s->queue[s->q_head];
         if (msg_expired(head->msg, now)) {
             atomic_fetch_add_explicit(&b->stats.dropped_expired, 1, memory_order_relaxed);
+            delivery_t d = queue_pop(s);
+            if (b->store)
+                store_sent(b->store, s, d.msg, 0);
+            msg_unref(d.msg);
+            continue;
+        }
+        if (!auth_conn_may_receive(c, head->msg->topic, head->msg->topic_len)) {
+            /* queued while the grant allowed it (or while offline): c's grant says no now */
+            atomic_fetch_add_explicit(&b->stats.dropped_not_authorized, 1, memory_order_relaxed);
+            count_drop(b, s, "not authorized for the subscriber");
             delivery_t d = queue_pop(s);
             if (b->store)
                 store_sent(b->store, s, d.msg, 0);
