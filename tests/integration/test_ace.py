@@ -65,9 +65,9 @@ def tmp_path():
 def ace_env(make_broker1, tmp_path):
     made = []
 
-    def start(global_lines=(), tls_lines=(), issuer_kind="es256", workers=1):
+    def start(global_lines=(), tls_lines=(), issuer_kind="es256", workers=1, issuer=None):
         d = str(tmp_path)
-        iss = Issuer(d, "as1", issuer_kind)
+        iss = issuer or Issuer(d, "as1", issuer_kind)
         crt, key = make_cert(d)
         tport = free_port()
         b = make_broker1("ace_audience " + AUD, iss.config(), "ace_clock_skew 0",
@@ -323,9 +323,51 @@ def test_offline_deliveries_stop_at_token_deadline(ace_env):
         sub.recv_nothing(0.5)
 
 
+def test_queued_for_a_restored_session_meets_the_token_it_comes_back_with(ace_env, tmp_path):
+    """A restart loses the tokens of durable sessions (tokens are not stored). What was queued for
+    such a session before the restart, and what is queued for it after, goes out only where the
+    token it reconnects with allows: the rest is dropped and counted, never delivered."""
+    store = ("persistence true", "persistence_location " + str(tmp_path / "store"),
+             "fsync always")
+    e = ace_env(global_lines=store, workers=2)
+    ks, kp = PopKey("sym"), PopKey("sym")
+    cid = uid("restored")
+
+    def publish(env, topics):
+        with env.tls() as pub:
+            connect_a(pub, env.token(SCOPE, kp), kp)
+            for i, t in enumerate(topics):
+                pub.publish(t, t.encode(), qos=1, pid=1 + i)
+                assert pub.recv_type(mqttraw.PUBACK).rc == 0
+
+    with e.tls() as sub:
+        connect_durable(sub, e.token(SCOPE, ks), ks, cid)
+        assert sub.subscribe([("s/#", 1)]).codes == [1]
+        sub.send(mqttraw.disconnect())
+        sub.wait_closed()
+    publish(e, ("s/a/1", "s/b/1"))
+    e.b.proc.send_signal(signal.SIGTERM)
+    assert e.b.proc.wait(10) == 0
+    e.b.stopped_by_test = True
+    e = ace_env(global_lines=store, workers=2, issuer=e.iss)
+    publish(e, ("s/a/2", "s/b/2"))
+    with e.tls() as sub:
+        ack = connect_durable(sub, e.token([["s/a/#", ["sub"]]], ks), ks, cid)
+        assert ack.session_present
+        got = []
+        for _ in range(2):
+            p = sub.recv_type(mqttraw.PUBLISH)
+            got.append(p.payload)
+            sub.send(mqttraw.puback(p.pid))
+        assert got == [b"s/a/1", b"s/a/2"]
+        sub.recv_nothing(0.5)
+    wait_until(lambda: "not authorized for the subscriber" in e.b.log(), what="the drop logged")
+
+
 def test_reauth_narrowing_scope_stops_forwarding(ace_env):
-    """Re-authentication replaces the grant the forwarding checks read (on the publisher's worker):
-    topics the new token no longer covers stop at once, those it still covers keep flowing."""
+    """Re-authentication replaces the grant the forwarding checks read (the connection's own, on
+    its worker): topics the new token no longer covers stop at once, even those already queued,
+    and those it still covers keep flowing."""
     e = ace_env(workers=2)
     ks, kp = PopKey("sym"), PopKey("sym")
     with e.tls() as sub, e.tls() as pub:
