@@ -412,6 +412,11 @@ def test_token_man_page_covers_every_command():
 def test_worker_threads_are_named(make_broker):
     """top -H and /proc show which thread is which: acemq-worker-N per worker."""
     b = make_broker("persistence false", workers=2)
-    names = sorted(open("/proc/%d/task/%s/comm" % (b.proc.pid, t)).read().strip()
-                   for t in os.listdir("/proc/%d/task" % b.proc.pid))
-    assert "acemq-worker-0" in names and "acemq-worker-1" in names, names
+
+    def names():
+        return sorted(open("/proc/%d/task/%s/comm" % (b.proc.pid, t)).read().strip()
+                      for t in os.listdir("/proc/%d/task" % b.proc.pid))
+
+    # the listening socket accepts (in the kernel) before the worker threads are up: poll
+    wait_until(lambda: {"acemq-worker-0", "acemq-worker-1"} <= set(names()),
+               what="named worker threads")
