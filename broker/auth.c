@@ -194,6 +194,9 @@ void auth_install(conn_t *c)
     ace_timer_arm(c, g ? g->deadline : 0);
 }
 
+/* auth_conn_t.kind of a client admitted by its certificate (a GRANT_USER grant): for the metrics */
+enum { KIND_CERTIFICATE = GRANT_ACE + 1 };
+
 void auth_connected(conn_t *c)
 {
     auth_conn_t *a = c->authc;
@@ -203,8 +206,9 @@ void auth_connected(conn_t *c)
     if (a->grant && !a->grant->client_id)
         a->grant->client_id = strdup(conn_id(c));
     auth_install(c);
-    static const char *const kinds[] = {"none", "anonymous", "password", "ace"};
-    metrics_count_auth(c->w->b, 1, kinds[a->grant ? a->grant->kind : a->kind]);
+    static const char *const kinds[] = {"none", "anonymous", "password", "ace", "certificate"};
+    int kind = a->kind == KIND_CERTIFICATE || !a->grant ? a->kind : a->grant->kind;
+    metrics_count_auth(c->w->b, 1, kinds[kind]);
     /* A connection with nothing left to check (no grant, no ACE: an open listener) keeps no
      * authentication state: idle connections are the common case and each byte counts. */
     if (!a->grant && !a->pol->trust && !a->ace_method && !a->job && !a->timer)
@@ -332,6 +336,7 @@ auth_result_t auth_connect(conn_t *c, const mqtt_connect_t *k)
                         "use_identity_as_username: no client certificate identity");
         conn_set_username(c, info.cert_identity, strlen(info.cert_identity));
         auth_result_t r = allow_as(c, GRANT_USER, info.cert_identity, acl);
+        c->authc->kind = KIND_CERTIFICATE;
         c->anonymous = false;
         return r;
     }

@@ -4,7 +4,9 @@
  * config_parse.c.
  *
  * A load either produces a complete config or nothing: on any error the partly built config is
- * freed, so a failed SIGHUP reload leaves the running config untouched.
+ * freed, so a failed SIGHUP reload leaves the running config untouched. A bad line does not stop
+ * the parse: every error is reported, one `file:line: message` per line (at most MAX_ERRORS,
+ * then "... and N more errors").
  */
 #include "broker/config_int.h"
 
@@ -18,6 +20,11 @@
 
 #define MAX_INCLUDE_DEPTH 8
 
+/* Errors written to the caller's buffer at most; the rest are counted in a last line. */
+#define MAX_ERRORS 20
+/* Room kept for that last line ("... and N more errors"). */
+#define MORE_ROOM 32
+
 /* Messages are "file:line: text"; where is the "file:line" part. */
 static void vformat(char *buf, size_t cap, const char *where, const char *fmt, va_list ap)
 {
@@ -26,11 +33,40 @@ static void vformat(char *buf, size_t cap, const char *where, const char *fmt, v
         vsnprintf(buf + n, cap - (size_t)n, fmt, ap);
 }
 
+/* Appends one error as a line of p->err. The first always goes in (truncated if need be); later
+ * ones only while fewer than MAX_ERRORS are shown and they fit with MORE_ROOM to spare. A second
+ * message about the same place (a handler that words a helper's error its own way) replaces the
+ * first: one error per bad line. */
+static void add_error(cfg_parse_t *p, const char *where, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vformat(msg, sizeof msg, where, fmt, ap);
+    if (p->n_errors && strcmp(where, p->last_where) == 0) {
+        p->n_errors--;
+        if (p->last_shown) {
+            p->n_shown--;
+            p->err[p->last_at] = '\0';
+        }
+    }
+    snprintf(p->last_where, sizeof p->last_where, "%s", where);
+    p->n_errors++;
+    size_t len = p->cap ? strnlen(p->err, p->cap) : 0, ml = strlen(msg);
+    p->last_at = len;
+    p->last_shown = p->cap && (p->n_shown == 0 || (p->n_shown < MAX_ERRORS &&
+                                                   len + 1 + ml + 1 + MORE_ROOM <= p->cap));
+    if (!p->last_shown)
+        return;
+    if (p->n_shown++ == 0)
+        snprintf(p->err, p->cap, "%s", msg);
+    else
+        snprintf(p->err + len, p->cap - len, "\n%s", msg);
+}
+
 int cfg_error_at(cfg_parse_t *p, const char *where, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vformat(p->err, p->cap, where, fmt, ap);
+    add_error(p, where, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -41,9 +77,19 @@ int cfg_error(cfg_parse_t *p, const char *fmt, ...)
     va_list ap;
     snprintf(where, sizeof where, "%s:%d", p->file, p->line);
     va_start(ap, fmt);
-    vformat(p->err, p->cap, where, fmt, ap);
+    add_error(p, where, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+/* Ends the list of errors with how many were left out. */
+static void errors_done(cfg_parse_t *p)
+{
+    int more = p->n_errors - p->n_shown;
+    size_t len = p->cap ? strnlen(p->err, p->cap) : 0;
+    if (more > 0 && len + 1 < p->cap)
+        snprintf(p->err + len, p->cap - len, "\n... and %d more error%s", more,
+                 more == 1 ? "" : "s");
 }
 
 static int add_warning(cfg_parse_t *p, const char *msg)
@@ -254,20 +300,25 @@ static int check_listener(cfg_parse_t *p, const acemq_listener_t *l)
 int cfg_finish(cfg_parse_t *p)
 {
     acemq_config_t *c = p->c;
+    int rc = 0;
     if ((c->ace_issuers || c->ace_introspection_url) && !c->ace_audience)
-        return cfg_error_at(p, p->ace_where, "ace_audience must be set to verify ACE tokens");
+        rc = cfg_error_at(p, p->ace_where, "ace_audience must be set to verify ACE tokens");
     for (acemq_listener_t *l = c->listeners; l; l = l->next)
         if (check_listener(p, l))
-            return -1;
+            rc = -1;
+    if (rc)
+        return rc;
     for (acemq_listener_t *l = c->listeners; l; l = l->next)
         if (cfg_inherit(c, l))
             return cfg_error_at(p, p->file, "out of memory");
     return 0;
 }
 
-/* Parses text (modified in place) line by line. */
+/* Parses text (modified in place) line by line. A bad line is reported and skipped, so that one
+ * run finds every error; the result is -1 if there was any. */
 static int parse_text(cfg_parse_t *p, char *text)
 {
+    int rc = 0;
     p->line = 0;
     for (char *s = text, *nl; s; s = nl ? nl + 1 : NULL) {
         nl = strchr(s, '\n');
@@ -275,9 +326,9 @@ static int parse_text(cfg_parse_t *p, char *text)
             *nl = '\0';
         p->line++;
         if (cfg_parse_line(p, s))
-            return -1;
+            rc = -1;
     }
-    return 0;
+    return rc;
 }
 
 /* Reads a whole file into a NUL-terminated buffer; errno is set on failure. */
@@ -362,10 +413,11 @@ int cfg_include_dir(cfg_parse_t *p, const char *dir)
         char path[4096];
         struct stat st;
         snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
-        if (rc == 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-            rc = parse_file(p, path);
-            if (rc == -1)
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) { /* the next file after an error too */
+            int frc = parse_file(p, path);
+            if (frc == -1)
                 cfg_error(p, "include_dir: cannot read '%s': %s", path, strerror(errno));
+            rc = rc ? rc : frc;
         }
         free(names[i]);
     }
@@ -377,7 +429,10 @@ int cfg_include_dir(cfg_parse_t *p, const char *dir)
 static int load_text(acemq_config_t *c, char *text, const char *name, char *err, size_t cap)
 {
     cfg_parse_t p = {.c = c, .file = name, .err = err, .cap = cap};
-    if (parse_text(&p, text) || cfg_finish(&p)) {
+    /* the whole-file checks run after bad lines too: every error is reported at once */
+    int rc = parse_text(&p, text);
+    if (cfg_finish(&p) || rc) {
+        errors_done(&p);
         config_free(c);
         return -1;
     }

@@ -66,9 +66,16 @@ struct cfg_parse {
     int depth;               /* include_dir nesting */
     char *err;
     size_t cap;
+    /* the errors so far (config.c, cfg_error): how many, how many are written in err, and where
+     * the last one is (a second message about the same line replaces it) */
+    int n_errors, n_shown;
+    size_t last_at;
+    bool last_shown;
+    char last_where[320];
 };
 
-/* Reports "file:line: fmt..." into p->err; always returns -1. */
+/* Adds "file:line: fmt..." to p->err (one line per error; past a limit they are only counted);
+ * always returns -1. */
 int cfg_error(cfg_parse_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same at a given "file:line" (a listener's line, for whole-file checks). */
 int cfg_error_at(cfg_parse_t *p, const char *where, const char *fmt, ...)

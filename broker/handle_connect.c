@@ -15,7 +15,9 @@
 #include "broker/config.h"
 #include "broker/core.h"
 #include "broker/log.h"
+#include "broker/metrics.h"
 #include "broker/store.h"
+#include "tls/tls.h"
 
 static int refuse(conn_t *c, uint8_t rc5, uint8_t rc3, const char *why)
 {
@@ -31,6 +33,37 @@ static int refuse(conn_t *c, uint8_t rc5, uint8_t rc3, const char *why)
                stream_peer(c->stream), ack.u.connack.rc, why);
     conn_close(c, -1, why);
     return -1;
+}
+
+/* A refusal that is an authentication or authorization decision: counted as an authentication
+ * failure under reason, a fixed word (never anything the client sent). */
+static int refuse_auth(conn_t *c, uint8_t rc5, uint8_t rc3, const char *why, const char *reason)
+{
+    metrics_count_auth(c->w->b, 0, reason);
+    return refuse(c, rc5, rc3, why);
+}
+
+/* The word a refusal by auth_connect() is counted under, from its MQTT 5 reason code (set for
+ * 3.1.1 clients too) and the listener. 0x87 there means that nothing admitted the client: on a
+ * use_identity_as_username listener, no certificate identity; elsewhere anonymous access is off
+ * (a user name without a password file is anonymous), or, rarely, a token stored through
+ * authz-info gave no usable grant. A token's own refusals are counted in ace_connect.c, which
+ * answers them itself. */
+static const char *denial_reason(const conn_t *c, uint8_t rc5)
+{
+    const acemq_listener_t *l = conn_listener(c);
+    switch (rc5) {
+    case MQTT_RC_BAD_USER_OR_PASSWORD:
+        return "bad_credentials";
+    case MQTT_RC_BAD_AUTH_METHOD:
+        return "bad_auth_method";
+    case MQTT_RC_NOT_AUTHORIZED:
+        if (l && l->use_identity_as_username && c->stream && stream_is_tls(c->stream))
+            return "certificate_refused";
+        return "anonymous_refused";
+    default:
+        return "server_unavailable";
+    }
 }
 
 static void read_client_props(conn_t *c, const mqtt_connect_t *k)
@@ -60,8 +93,9 @@ static int choose_client_id(conn_t *c, const mqtt_connect_t *k, char *id, size_t
     *assigned = false;
     size_t plen = strlen(lim->clientid_prefixes);
     if (plen && (k->client_id.len < plen || memcmp(k->client_id.p, lim->clientid_prefixes, plen)))
-        return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
-                      "client identifier does not start with clientid_prefixes");
+        return refuse_auth(c, MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
+                           "client identifier does not start with clientid_prefixes",
+                           "client_id_not_allowed");
     if (k->client_id.len > 0) {
         if (k->client_id.len >= cap)
             return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT311_CONNACK_ID_REJECTED,
@@ -248,8 +282,8 @@ static int check_will(conn_t *c, const mqtt_connect_t *k)
         return refuse(c, MQTT_RC_PACKET_TOO_LARGE, MQTT311_CONNACK_NOT_AUTHORIZED,
                       "will payload larger than message_size_limit");
     if (!auth_may_publish(c, (const char *)k->will_topic.p, k->will_topic.len))
-        return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
-                      "will topic not authorized");
+        return refuse_auth(c, MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
+                           "will topic not authorized", "will_not_authorized");
     return 0;
 }
 
@@ -321,7 +355,7 @@ int handle_connect(conn_t *c, mqtt_packet_t *p)
             c->state = CS_AUTH;
         return c->state == CS_CLOSING ? -1 : 0;
     default:
-        return refuse(c, r.rc5, r.rc3, r.why);
+        return refuse_auth(c, r.rc5, r.rc3, r.why, denial_reason(c, r.rc5));
     }
 }
 

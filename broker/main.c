@@ -221,11 +221,15 @@ static in_use_t *g_in_use;
 
 static void reload(broker_t *b)
 {
-    char err[1024];
+    char err[4096];
     acemq_config_t *fresh = calloc(1, sizeof *fresh);
     if (!fresh || load_config(&g_opts, fresh, err, sizeof err) < 0) {
-        log_error("reload_failed", "reason=\"%s\" action=\"keeping the running configuration\"",
-                  fresh ? err : "out of memory");
+        /* one line per error: config_load() puts each on a line of its own */
+        for (const char *e = fresh ? err : "out of memory", *nl; e; e = nl ? nl + 1 : NULL) {
+            nl = strchr(e, '\n');
+            log_error("reload_failed", "reason=\"%.*s\" action=\"keeping the running "
+                      "configuration\"", nl ? (int)(nl - e) : (int)strlen(e), e);
+        }
         notify_status("reload failed, running the previous configuration");
         free(fresh);
         return;
@@ -383,7 +387,7 @@ out:
 
 int main(int argc, char **argv)
 {
-    char err[1024];
+    char err[4096]; /* config_load() reports up to 20 errors */
     if (parse_args(argc, argv, &g_opts) < 0)
         return 1;
     signal(SIGPIPE, SIG_IGN);

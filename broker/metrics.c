@@ -40,61 +40,68 @@ enum {
     REASON_LEN = 40,
 };
 
-/* ---- authentication reasons (any thread) ----------------------------------------------------- */
+/* ---- authentication outcomes (any thread) ---------------------------------------------------- */
 
 typedef struct {
     char name[REASON_LEN];
     atomic_uint_fast64_t n;
 } reason_t;
 
-static reason_t reasons[MAX_REASONS];
-static atomic_int n_reasons;
-static atomic_uint_fast64_t reasons_other;
+/* An append-only table of label values: entries are filled before n is raised (release), so a
+ * reader that sees an index sees its name. */
+typedef struct {
+    reason_t e[MAX_REASONS];
+    atomic_int n;
+    atomic_uint_fast64_t other; /* past MAX_REASONS distinct values */
+} reason_table_t;
+
+static reason_table_t auth_tables[2]; /* [0] failures by reason, [1] successes by kind */
 static pthread_mutex_t reasons_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Label values are copied with anything that could break the exposition format replaced. */
+/* Label values (and $SYS topic levels) are copied with anything that could break the exposition
+ * format or a topic name replaced. */
 static void clean_reason(char *dst, const char *src)
 {
     size_t i = 0;
     for (; src[i] && i < REASON_LEN - 1; i++) {
         char ch = src[i];
-        dst[i] = (ch < 0x21 || ch > 0x7e || ch == '"' || ch == '\\') ? '_' : ch;
+        dst[i] = (ch < 0x21 || ch > 0x7e || strchr("\"\\/+#", ch)) ? '_' : ch;
     }
     dst[i] = 0;
 }
 
-static reason_t *find_reason(const char *name, int n)
+static reason_t *find_reason(reason_table_t *t, const char *name, int n)
 {
     for (int i = 0; i < n; i++)
-        if (strcmp(reasons[i].name, name) == 0)
-            return &reasons[i];
+        if (strcmp(t->e[i].name, name) == 0)
+            return &t->e[i];
     return NULL;
+}
+
+static void count_reason(reason_table_t *t, const char *reason)
+{
+    char name[REASON_LEN];
+    clean_reason(name, reason && *reason ? reason : "unknown");
+    reason_t *r = find_reason(t, name, atomic_load_explicit(&t->n, memory_order_acquire));
+    if (!r) {
+        pthread_mutex_lock(&reasons_lock);
+        int n = atomic_load_explicit(&t->n, memory_order_relaxed);
+        r = find_reason(t, name, n);
+        if (!r && n < MAX_REASONS) {
+            r = &t->e[n];
+            memcpy(r->name, name, sizeof name);
+            atomic_store_explicit(&t->n, n + 1, memory_order_release);
+        }
+        pthread_mutex_unlock(&reasons_lock);
+    }
+    atomic_fetch_add_explicit(r ? &r->n : &t->other, 1, memory_order_relaxed);
 }
 
 void metrics_count_auth(broker_t *b, int ok, const char *reason)
 {
-    if (ok) {
-        atomic_fetch_add_explicit(&b->stats.auth_ok, 1, memory_order_relaxed);
-        return;
-    }
-    atomic_fetch_add_explicit(&b->stats.auth_fail, 1, memory_order_relaxed);
-    char name[REASON_LEN];
-    clean_reason(name, reason && *reason ? reason : "unknown");
-    /* entries are filled before n_reasons is raised (release), so a reader that sees an index
-     * sees its name */
-    reason_t *r = find_reason(name, atomic_load_explicit(&n_reasons, memory_order_acquire));
-    if (!r) {
-        pthread_mutex_lock(&reasons_lock);
-        int n = atomic_load_explicit(&n_reasons, memory_order_relaxed);
-        r = find_reason(name, n);
-        if (!r && n < MAX_REASONS) {
-            r = &reasons[n];
-            memcpy(r->name, name, sizeof name);
-            atomic_store_explicit(&n_reasons, n + 1, memory_order_release);
-        }
-        pthread_mutex_unlock(&reasons_lock);
-    }
-    atomic_fetch_add_explicit(r ? &r->n : &reasons_other, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(ok ? &b->stats.auth_ok : &b->stats.auth_fail, 1,
+                              memory_order_relaxed);
+    count_reason(&auth_tables[ok ? 1 : 0], reason);
 }
 
 /* ---- tokens, introspection and fsync latency (any thread) ------------------------------------ */
@@ -227,6 +234,23 @@ static void by_qos(out_t *o, const char *name, const char *help, atomic_uint_fas
         put(o, "%s{qos=\"%d\"} %" PRIu64 "\n", name, q, ld(&v[q]));
 }
 
+/* Dropped deliveries by reason: msgs_dropped counts every drop but expiry, so "other" is what
+ * the named reasons leave of it. */
+enum { N_DROPPED = 5 };
+static const char *const dropped_names[N_DROPPED] = {"queue_full", "too_large", "expired",
+                                                     "not_authorized", "other"};
+
+static void dropped_counts(broker_stats_t *st, uint64_t v[N_DROPPED])
+{
+    uint64_t total = ld(&st->msgs_dropped);
+    v[0] = ld(&st->dropped_queue_full);
+    v[1] = ld(&st->dropped_too_large);
+    v[2] = ld(&st->dropped_expired);
+    v[3] = ld(&st->dropped_not_authorized);
+    uint64_t named = v[0] + v[1] + v[3];
+    v[4] = total > named ? total - named : 0;
+}
+
 static void render_clients(out_t *o, broker_t *b)
 {
     broker_stats_t *st = &b->stats;
@@ -280,19 +304,15 @@ static void render_traffic(out_t *o, broker_t *b)
            "Payload bytes of PUBLISH packets received, by QoS.", st->pub_bytes_received_qos);
     by_qos(o, "acemq_message_bytes_sent_total", "Payload bytes of PUBLISH packets sent, by QoS.",
            st->pub_bytes_sent_qos);
-    uint64_t total = ld(&st->msgs_dropped), full = ld(&st->dropped_queue_full);
-    uint64_t big = ld(&st->dropped_too_large), denied = ld(&st->dropped_not_authorized);
-    uint64_t named = full + big + denied, other = total > named ? total - named : 0;
+    uint64_t drop[N_DROPPED];
+    dropped_counts(st, drop);
     family(o, "acemq_messages_dropped_total", "counter",
            "Deliveries dropped: queue_full (max_queued_messages/bytes), too_large (over the "
            "client's Maximum Packet Size), expired (Message Expiry while queued), not_authorized "
            "(queued, then the subscriber's token or ACL no longer covered it), other.");
-    put(o, "acemq_messages_dropped_total{reason=\"queue_full\"} %" PRIu64 "\n", full);
-    put(o, "acemq_messages_dropped_total{reason=\"too_large\"} %" PRIu64 "\n", big);
-    put(o, "acemq_messages_dropped_total{reason=\"expired\"} %" PRIu64 "\n",
-        ld(&st->dropped_expired));
-    put(o, "acemq_messages_dropped_total{reason=\"not_authorized\"} %" PRIu64 "\n", denied);
-    put(o, "acemq_messages_dropped_total{reason=\"other\"} %" PRIu64 "\n", other);
+    for (int i = 0; i < N_DROPPED; i++)
+        put(o, "acemq_messages_dropped_total{reason=\"%s\"} %" PRIu64 "\n", dropped_names[i],
+            drop[i]);
 }
 
 /* The samples of one histogram; labels: "" or `name="value",` (with the trailing comma). */
@@ -343,20 +363,27 @@ static void render_tokens_and_store(out_t *o)
     put(o, "acemq_store_fsync_max_seconds %.9f\n", (double)ld(&fsync_hist.max_ns) / 1e9);
 }
 
+static void reason_samples(out_t *o, const char *name, const char *label, const char *help,
+                           reason_table_t *t)
+{
+    family(o, name, "counter", help);
+    int n = atomic_load_explicit(&t->n, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        put(o, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, t->e[i].name, ld(&t->e[i].n));
+    if (ld(&t->other))
+        put(o, "%s{%s=\"other\"} %" PRIu64 "\n", name, label, ld(&t->other));
+}
+
 static void render_auth_and_loops(out_t *o, broker_t *b)
 {
     one(o, "acemq_auth_successes_total", "counter", "Successful authentications.",
         ld(&b->stats.auth_ok));
     one(o, "acemq_auth_failures_total", "counter", "Failed authentications.",
         ld(&b->stats.auth_fail));
-    family(o, "acemq_auth_failure_reasons_total", "counter", "Failed authentications by reason.");
-    int n = atomic_load_explicit(&n_reasons, memory_order_acquire);
-    for (int i = 0; i < n; i++)
-        put(o, "acemq_auth_failure_reasons_total{reason=\"%s\"} %" PRIu64 "\n", reasons[i].name,
-            ld(&reasons[i].n));
-    if (ld(&reasons_other))
-        put(o, "acemq_auth_failure_reasons_total{reason=\"other\"} %" PRIu64 "\n",
-            ld(&reasons_other));
+    reason_samples(o, "acemq_auth_failure_reasons_total", "reason",
+                   "Failed authentications by reason.", &auth_tables[0]);
+    reason_samples(o, "acemq_auth_success_kinds_total", "kind",
+                   "Successful authentications by kind.", &auth_tables[1]);
     family(o, "acemq_worker_loop_lag_seconds", "gauge",
            "How late each worker's 1 s tick fired last time: time its loop was busy or blocked.");
     for (int i = 0; i < b->n_workers; i++)
@@ -372,6 +399,48 @@ static void render_auth_and_loops(out_t *o, broker_t *b)
         (uint64_t)b->started_wall);
     family(o, "acemq_build_info", "gauge", "Always 1; the version is the label.");
     put(o, "acemq_build_info{version=\"%s\"} 1\n", ACEMQ_VERSION);
+}
+
+/* ---- the $SYS mirror ---------------------------------------------------------------------------- */
+
+static void each_reason(const char *prefix, reason_table_t *t, metrics_series_fn fn, void *arg)
+{
+    char topic[96];
+    int n = atomic_load_explicit(&t->n, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        snprintf(topic, sizeof topic, "%s/%s", prefix, t->e[i].name);
+        fn(arg, topic, ld(&t->e[i].n));
+    }
+    if (ld(&t->other)) {
+        snprintf(topic, sizeof topic, "%s/other", prefix);
+        fn(arg, topic, ld(&t->other));
+    }
+}
+
+void metrics_each_series(broker_t *b, metrics_series_fn fn, void *arg)
+{
+    broker_stats_t *st = &b->stats;
+    char topic[96];
+    for (int q = 0; q < 3; q++) {
+        snprintf(topic, sizeof topic, "publish/messages/received/qos%d", q);
+        fn(arg, topic, ld(&st->pub_received_qos[q]));
+        snprintf(topic, sizeof topic, "publish/messages/sent/qos%d", q);
+        fn(arg, topic, ld(&st->pub_sent_qos[q]));
+    }
+    uint64_t drop[N_DROPPED];
+    dropped_counts(st, drop);
+    for (int i = 0; i < N_DROPPED; i++) {
+        snprintf(topic, sizeof topic, "publish/messages/dropped/%s", dropped_names[i]);
+        fn(arg, topic, drop[i]);
+    }
+    each_reason("auth/failures", &auth_tables[0], fn, arg);
+    each_reason("auth/successes", &auth_tables[1], fn, arg);
+    for (int m = 0; m < 2; m++)
+        for (int r = 0; r < TOK_RESULTS; r++) {
+            snprintf(topic, sizeof topic, "tokens/%s/%s", m ? "introspection" : "local",
+                     token_results[r]);
+            fn(arg, topic, ld(&tokens[m][r]));
+        }
 }
 
 /* ---- the HTTP side (main thread) ------------------------------------------------------------- */

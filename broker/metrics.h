@@ -30,12 +30,24 @@ int metrics_start(broker_t *b, uv_loop_t *loop, char *err, size_t cap);
 void metrics_stop(void);
 
 /*
- * Counts one authentication outcome, from any thread. ok != 0: a success; otherwise a failure
- * whose reason (a short fixed token such as "bad_password" or "token_expired"; NULL = "unknown")
- * becomes a label value: the first 16 distinct reasons get their own series, later ones count
- * as "other". The reason is copied; never pass anything a client chose.
+ * Counts one authentication outcome, from any thread. ok != 0: a success, and reason is its kind
+ * ("anonymous", "password", "certificate", "ace"); otherwise a failure, and reason says why (a
+ * short fixed word such as "bad_credentials" or "token_expired"). NULL = "unknown". Each becomes a
+ * label value: the first 16 distinct ones per outcome get their own series, later ones count as
+ * "other". The word is copied; never pass anything a client chose.
  */
 void metrics_count_auth(broker_t *b, int ok, const char *reason);
+
+/*
+ * The $SYS mirror (broker/sys.c): calls fn once per labelled counter with a topic suffix for
+ * "$SYS/broker/" made of its label values and the value /metrics shows for it:
+ *   publish/messages/received/qos<N>, publish/messages/sent/qos<N>  (N = 0, 1, 2)
+ *   publish/messages/dropped/<reason>   acemq_messages_dropped_total
+ *   auth/failures/<reason>, auth/successes/<kind>  (only the values seen so far)
+ *   tokens/<method>/<result>            acemq_token_validations_total
+ */
+typedef void (*metrics_series_fn)(void *arg, const char *topic, uint64_t value);
+void metrics_each_series(broker_t *b, metrics_series_fn fn, void *arg);
 
 /*
  * Hooks for the parts that have no broker_t at hand; each is callable from any thread and costs a

@@ -1,6 +1,7 @@
 /*
  * broker/sys.c: the $SYS/broker/... topics, with the names Mosquitto uses, published as retained
- * messages every sys_interval seconds from worker 0.
+ * messages every sys_interval seconds from worker 0, and acemq's own mirror of the labelled
+ * metrics (broker/metrics.h, metrics_each_series). docs/websockets-and-metrics.md lists them.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 
 #include "broker/config.h"
 #include "broker/core.h"
+#include "broker/metrics.h"
 #include "broker/retain.h"
 #include "broker/router.h"
 
@@ -25,6 +27,13 @@ static void sys_u64(broker_t *b, const char *topic, uint64_t v)
     char buf[32];
     snprintf(buf, sizeof buf, "%" PRIu64, v);
     sys_set(b, topic, buf);
+}
+
+static void sys_series(void *arg, const char *suffix, uint64_t v)
+{
+    char topic[128];
+    snprintf(topic, sizeof topic, "$SYS/broker/%s", suffix);
+    sys_u64(arg, topic, v);
 }
 
 void sys_publish(broker_t *b, uint64_t now)
@@ -60,4 +69,5 @@ void sys_publish(broker_t *b, uint64_t now)
     /* acemq's own, mirrored from the metrics (broker/metrics.h) */
     sys_u64(b, "$SYS/broker/auth/successes", atomic_load(&st->auth_ok));
     sys_u64(b, "$SYS/broker/auth/failures", atomic_load(&st->auth_fail));
+    metrics_each_series(b, sys_series, b);
 }

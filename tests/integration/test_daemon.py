@@ -255,6 +255,56 @@ def test_log_type_filters_levels(daemon_dir):
     assert "level=info" not in text and "level=debug" not in text
 
 
+def test_reload_moves_the_log_and_widens_log_type(daemon_dir):
+    first, second = (os.path.join(daemon_dir.dir, n) for n in ("first.log", "second.log"))
+    d = daemon_dir(["log_dest file %s" % first, "log_type error"])
+    d.wait_listening()
+    quiet = uid("quiet")
+    d.connect(quiet)  # an info line: not written with log_type error
+    d.write_conf(["log_dest file %s" % second, "log_type all"])
+    d.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: lines_with(second, "event=reloaded"), 5, what="event=reloaded in the new file")
+    loud = uid("loud")
+    d.connect(loud)
+    wait_until(lambda: lines_with(second, "client=%s" % loud), 5, what="the connect in the new file")
+    assert lines_with(second, "event=connect ")
+    assert not lines_with(first, "client=%s" % loud)  # the old file gets nothing more
+    assert not lines_with(first, "client=%s" % quiet) and not lines_with(second, "client=%s" % quiet)
+    assert d.stop() == 0
+    assert lines_with(second, "event=stopped") and not lines_with(first, "event=stopped")
+
+
+def test_log_lines_go_to_stderr(tmp_path):
+    # the default destination, as journald reads it under systemd: stderr, and nothing on stdout
+    port = free_port()
+    conf = tmp_path / "acemq.conf"
+    conf.write_text("listener %d %s\nallow_anonymous true\nworkers 1\n" % (port, HOST))
+    env = dict(os.environ)
+    env.pop("NOTIFY_SOCKET", None)
+    with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
+        p = subprocess.Popen([acemqd_path(), "-c", str(conf)], stdout=out, stderr=err,
+                             stdin=subprocess.DEVNULL, env=env)
+    try:
+        wait_until(lambda: "event=started" in (tmp_path / "err").read_text(), 10,
+                   what="event=started on stderr")
+        cid = uid("e")
+        with m.RawClient(HOST, port, 5) as c:
+            c.connect(cid)
+            c.disconnect()
+        wait_until(lambda: "client=%s" % cid in (tmp_path / "err").read_text(), 5,
+                   what="the connect line on stderr")
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    text = (tmp_path / "err").read_text()
+    assert "event=connect " in text and "event=stopped" in text
+    assert not any(mk in text for mk in SANITIZER_MARKS), text
+    assert (tmp_path / "out").read_bytes() == b""
+
+
 # ---- syslog ---------------------------------------------------------------------------------------
 
 @pytest.fixture

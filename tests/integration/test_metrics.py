@@ -12,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import HOST, acemq_only, acemqd_path, free_port, uid, wait_until
 import mqttraw as m
+from test_ace import pw_line
+from test_tls import mq, mq_tls, pki, tls_lines  # noqa: F401 (pki: a fixture)
 
 pytestmark = acemq_only
 
@@ -66,6 +68,11 @@ def val(samples, name, **labels):
     return samples[(name, tuple(sorted(labels.items())))]
 
 
+def series(samples, name, label):
+    """{label value: value} of every series of a metric with one label."""
+    return {dict(lab)[label]: v for (n, lab), v in samples.items() if n == name}
+
+
 def test_counters_match_traffic(mbroker, clients):
     sub = clients(mbroker)
     assert sub.subscribe("m/#", 1) == [1]
@@ -103,8 +110,10 @@ def test_counters_match_traffic(mbroker, clients):
     assert val(s, "acemq_packets_received_total") >= n0 + n1 + 4
     assert val(s, "acemq_listener_connections", port=str(mbroker.port), protocol="mqtt",
                tls="no") == 2
-    assert val(s, "acemq_auth_successes_total") >= 0
-    assert val(s, "acemq_auth_failures_total") >= 0
+    assert val(s, "acemq_auth_successes_total") == 2  # the two anonymous clients
+    assert series(s, "acemq_auth_success_kinds_total", "kind") == {"anonymous": 2}
+    assert val(s, "acemq_auth_failures_total") == 0
+    assert series(s, "acemq_auth_failure_reasons_total", "reason") == {}
     assert val(s, "acemq_uptime_seconds") >= 0
     for w in range(mbroker.workers):
         assert val(s, "acemq_worker_loop_lag_seconds", worker=str(w)) < 1.0
@@ -179,21 +188,153 @@ def test_huge_and_malformed_requests_refused(mbroker):
     assert mbroker.alive()
 
 
-def test_sys_mirror(make_broker1, raws):
-    b = start(make_broker1, sys_interval=1)
-    c = raws(b, 5)
-    c.connect(uid("sys"))
-    c.subscribe([("$SYS/broker/auth/#", 0)])
-    seen = set()
-    deadline = time.monotonic() + 4
-    while len(seen) < 2 and time.monotonic() < deadline:
+def password_broker(make_broker, tmp_path, *lines, sys_interval=0):
+    """A metrics broker where only alice (password wonder) may connect."""
+    pwf = tmp_path / "passwd"
+    pwf.write_text(pw_line("alice", "wonder") + "\n")
+    return start(make_broker, "allow_anonymous false", "password_file %s" % pwf, *lines,
+                 sys_interval=sys_interval)
+
+
+def test_auth_successes_and_failures_by_reason(make_broker, tmp_path):
+    b = password_broker(make_broker, tmp_path)
+    with b.raw() as c:
+        c.connect(uid("good"), username="alice", password=b"wonder")
+    with b.raw() as c:  # a wrong password, MQTT 5 and 3.1.1
+        c.connect(uid("bad"), username="alice", password=b"wrong", expect_rc=0x86)
+    with b.raw(4) as c:
+        c.connect(uid("bad"), username="alice", password=b"wrong", expect_rc=5)
+    with b.raw() as c:  # no user name: anonymous, refused
+        c.connect(uid("anon"), expect_rc=0x87)
+    with b.raw() as c:  # an authentication method this broker does not have (ACE is off)
+        c.connect(uid("meth"), properties=[(m.AUTH_METHOD, "SCRAM-SHA-1")], expect_rc=0x8C)
+    s = scrape(b)
+    assert val(s, "acemq_auth_successes_total") == 1
+    assert series(s, "acemq_auth_success_kinds_total", "kind") == {"password": 1}
+    assert val(s, "acemq_auth_failures_total") == 4
+    assert series(s, "acemq_auth_failure_reasons_total", "reason") == {
+        "bad_credentials": 2, "anonymous_refused": 1, "bad_auth_method": 1}
+
+
+def test_certificate_identity_counted(make_broker1, pki):
+    # use_identity_as_username: the client certificate names the user
+    b = start(make_broker1, *tls_lines(pki, "server-ec", "cafile " + pki.p("ca.crt"),
+                                       "require_certificate true", "use_identity_as_username true"))
+    r = mq("mosquitto_pub", b, *mq_tls(pki, "client-good"), "-t", uid("c"), "-m", "x")
+    assert r.returncode == 0, r.stderr
+    s = scrape(b)
+    assert series(s, "acemq_auth_success_kinds_total", "kind") == {"certificate": 1}
+    assert val(s, "acemq_auth_failures_total") == 0
+
+
+def sys_round(c, timeout=8.0):
+    """{topic: int} of one whole $SYS round published after the subscription (not the retained
+    copies): from one $SYS/broker/uptime to the next."""
+    deadline = time.monotonic() + timeout
+    current = None
+    while time.monotonic() < deadline:
         try:
             p = c.recv(0.5)
         except TimeoutError:
             continue
-        if p.type == m.PUBLISH:
-            seen.add(p.topic)
-    assert seen == {"$SYS/broker/auth/successes", "$SYS/broker/auth/failures"}
+        if p.type != m.PUBLISH or p.retain:
+            continue
+        if p.topic == "$SYS/broker/uptime":
+            if current is not None:
+                return current
+            current = {}
+        elif current is not None and p.payload.isdigit():
+            current[p.topic] = int(p.payload)
+    raise AssertionError("no complete $SYS round within %.0fs" % timeout)
+
+
+def test_sys_mirror(make_broker1, clients, raws, tmp_path):
+    b = password_broker(make_broker1, tmp_path, sys_interval=1)
+    with b.raw() as c:
+        c.connect(uid("bad"), username="alice", password=b"nope", expect_rc=0x86)
+    with b.raw() as c:
+        c.connect(uid("anon"), expect_rc=0x87)
+    tiny = raws(b, 5)  # takes no packet over 64 bytes: the big message is dropped for it
+    tiny.connect(uid("tiny"), username="alice", password=b"wonder",
+                 properties=[(m.MAXIMUM_PACKET_SIZE, 64)])
+    assert tiny.subscribe([("q/#", 1)]).codes == [1]
+    login = dict(username="alice", password="wonder")
+    sub = clients(b, **login)
+    assert sub.subscribe("q/#", 2) == [2]
+    pub = clients(b, **login)
+    for qos, n in ((0, 2), (1, 3), (2, 1)):
+        for i in range(n):
+            pub.publish("q/%d" % qos, b"x", qos=qos)
+    pub.publish("q/big", b"b" * 200, qos=1)
+    sub.get_n(7)
+
+    with b.raw() as c:  # traffic is over; this reader's own deliveries only add to sent/qos0
+        c.connect(uid("sys"), username="alice", password=b"wonder")
+        c.subscribe([("$SYS/broker/#", 0)])
+        mirror = sys_round(c)
+        s = scrape(b)
+    topic = "$SYS/broker/"
+    expected = {
+        "auth/successes": val(s, "acemq_auth_successes_total"),
+        "auth/failures": val(s, "acemq_auth_failures_total"),
+    }
+    for q in range(3):
+        expected["publish/messages/received/qos%d" % q] = val(s, "acemq_messages_received_total",
+                                                             qos=str(q))
+        if q:
+            expected["publish/messages/sent/qos%d" % q] = val(s, "acemq_messages_sent_total",
+                                                             qos=str(q))
+    for name, label, prefix in (("acemq_messages_dropped_total", "reason", "publish/messages/dropped"),
+                                ("acemq_auth_failure_reasons_total", "reason", "auth/failures"),
+                                ("acemq_auth_success_kinds_total", "kind", "auth/successes")):
+        for k, v in series(s, name, label).items():
+            expected["%s/%s" % (prefix, k)] = v
+    for (n, lab), v in s.items():
+        if n == "acemq_token_validations_total":
+            d = dict(lab)
+            expected["tokens/%s/%s" % (d["method"], d["result"])] = v
+    got = {k: mirror.get(topic + k) for k in expected}
+    assert got == expected
+    # and the values are the traffic above, not zeros that happen to agree
+    assert expected["auth/failures/bad_credentials"] == 1
+    assert expected["auth/failures/anonymous_refused"] == 1
+    assert expected["auth/successes/password"] == 4  # tiny, sub, pub, the reader
+    assert [expected["publish/messages/received/qos%d" % q] for q in range(3)] == [2, 4, 1]
+    assert expected["publish/messages/dropped/too_large"] == 1
+    assert expected["tokens/local/valid"] == 0
+    sent0 = mirror[topic + "publish/messages/sent/qos0"]
+    assert 2 <= sent0 <= val(s, "acemq_messages_sent_total", qos="0")
+
+
+def test_metrics_listener_default_address(make_broker1):
+    # `metrics_listener <port>` alone: 127.0.0.1, as documented
+    for attempt in range(3):
+        port = free_port()
+        try:
+            b = make_broker1("metrics_listener %d" % port)
+            break
+        except AssertionError as e:
+            if attempt == 2 or "metrics_listener: cannot listen" not in str(e):
+                raise
+    wait_until(lambda: connectable(port), what="the metrics listener")
+    assert get("http://%s:%d/healthz" % (HOST, port))[0] == 200
+    assert "event=listening address=127.0.0.1:%d protocol=http purpose=metrics" % port in b.log()
+    other = non_loopback_address()
+    if other:  # the same port on another address of this host is not served
+        with socket.socket() as s:
+            s.settimeout(2)
+            assert s.connect_ex((other, port)) != 0
+
+
+def non_loopback_address():
+    """An IPv4 address of this host other than 127.x, or None (no route: nothing is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            addr = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if addr.startswith("127.") else addr
 
 
 def test_busy_metrics_port_stops_start(tmp_path):

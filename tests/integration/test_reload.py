@@ -2,15 +2,20 @@
 access policy, listener settings), what it does not (listeners) is logged as needing a restart, and
 a configuration that does not load is refused with file:line while the old one keeps serving."""
 
+import os
 import re
+import shutil
 import signal
 import socket
 import time
 
 import pytest
 
+from acehelpers import Issuer, PopKey, claims
 from conftest import HOST, acemq_only, free_port, uid, wait_until
 import mqttraw as m
+from test_ace import (NOT_AUTHORIZED, SCOPE, ace_env, connect_b, pw_line,  # noqa: F401
+                      tmp_path as ace_tmp_path)
 
 pytestmark = acemq_only
 
@@ -120,14 +125,22 @@ def _can_connect(b):
         return None
 
 
+def failed_lines(b):
+    return [l for l in b.log().splitlines() if "event=reload_failed" in l]
+
+
 def test_broken_config_keeps_the_old_one(make_broker, raws):
     b = make_broker("max_inflight_messages 12")
-    cfg = rewrite(b, "max_inflight_messages 40", "max_keepalive banana")
-    bad_line = len(cfg)  # the last line
+    cfg = rewrite(b, "max_keepalive banana", "max_inflight_messages 40", "max_qos 7")
+    bad = (len(cfg) - 2, len(cfg))  # two bad lines, a good one between them
     reload(b, "reload_failed")
-    line = [l for l in b.log().splitlines() if "event=reload_failed" in l][-1]
-    assert re.search(r'reason="%s:%d: ' % (re.escape(b.conf), bad_line), line), line
-    assert "keeping the running configuration" in line
+    # every error is reported, each on a reload_failed line of its own
+    lines = wait_until(lambda: (lambda ls: ls if len(ls) == 2 else None)(failed_lines(b)), 5,
+                       what="two reload_failed lines")
+    for line, n in zip(lines, bad):
+        assert re.search(r'reason="%s:%d: ' % (re.escape(b.conf), n), line), line
+        assert "keeping the running configuration" in line
+    assert "max_keepalive" in lines[0] and "max_qos" in lines[1]
     assert "event=reloaded " not in b.log()
     # still serving, with the old limits
     ack = connack(b)
@@ -191,3 +204,64 @@ def test_command_line_port_is_no_change(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def replace_file(path, text):
+    """Writes path anew the way an editor or a deployment tool does: aside, then renamed."""
+    tmp = "%s.new" % path
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def test_password_file_read_again_and_missing_acl_refused(make_broker, raws, tmp_path):
+    pwf = tmp_path / "passwd"
+    pwf.write_text(pw_line("alice", "wonder") + "\n")
+    b = make_broker("allow_anonymous false", "password_file %s" % pwf)
+    old = raws(b)
+    old.connect(uid("old"), username="alice", password=b"wonder")
+    topic = uid("pw")
+    assert old.subscribe([(topic, 1)]).codes == [1]
+
+    replace_file(pwf, pw_line("bob", "builder") + "\n")  # the same path, bob only
+    reload(b)
+    assert connack(b, username="alice", password=b"wonder", expect_rc=None).rc == 0x86
+    assert connack(b, username="bob", password=b"builder").rc == 0
+    works(old, topic)  # connected before the reload: not disturbed
+
+    # an acl_file that does not exist: the new policy is refused, bob's and alice's stay as they were
+    missing = tmp_path / "missing.acl"
+    rewrite(b, "password_file %s" % pwf, "acl_file %s" % missing, anonymous=False)
+    reload(b, "auth_reload_failed")
+    line = [l for l in b.log().splitlines() if "event=auth_reload_failed" in l][-1]
+    assert str(missing) in line and "keeping the running access policy" in line, line
+    assert connack(b, username="alice", password=b"wonder", expect_rc=None).rc == 0x86
+    with b.raw() as c:  # no ACL in force: bob may still subscribe anywhere
+        c.connect(uid("bob"), username="bob", password=b"builder")
+        assert c.subscribe([(uid("any") + "/#", 1)]).codes == [1]
+    works(old, topic)
+
+
+def test_ace_issuer_key_rotated(ace_env):
+    e = ace_env()
+    key = PopKey("sym")
+    old_token = e.token(SCOPE, key)
+    with e.tls() as c:
+        connect_b(c, old_token, key)
+    before = e.tls()  # a client connected with the old key's token stays
+    try:
+        connect_b(before, e.token(SCOPE, key), key)
+        assert before.subscribe([("s/before", 1)]).codes == [1]
+
+        rotated = Issuer(e.dir, "rotated")  # the AS's new key, written over the file ace_issuer names
+        shutil.copyfile(rotated.keyfile, e.iss.keyfile)
+        reload(e.b)
+        with e.tls() as c:  # the token accepted a moment ago, now checked against the new key
+            connect_b(c, old_token, key, expect=NOT_AUTHORIZED)
+        with e.tls() as c:
+            connect_b(c, e.token(SCOPE, key), key, expect=NOT_AUTHORIZED)
+        with e.tls() as c:
+            connect_b(c, rotated.cwt(claims(SCOPE, key)), key)
+        works(before, "s/before")
+    finally:
+        before.close()

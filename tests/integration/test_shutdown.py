@@ -1,10 +1,12 @@
 """SIGTERM / SIGINT: stop accepting, send MQTT 5 clients DISCONNECT 0x8B (Server shutting
 down), close 3.1.1 clients, flush the store, and exit 0 within a bound."""
 import signal
+import socket
 import time
 
 import mqttraw as m
-from conftest import acemq_only, uid
+from conftest import HOST, acemq_only, uid
+from test_websockets import RawWS, upgrade_request, ws_broker
 
 
 @acemq_only
@@ -46,3 +48,27 @@ def test_sigint_with_persistence_flushes_and_exits_0(make_broker1, raws, tmp_pat
     s.subscribe([(topic, 0)])
     p = s.recv_type(m.PUBLISH)
     assert p.payload == b"retained-before-stop" and p.retain
+
+
+@acemq_only
+def test_no_new_connection_while_stopping(make_broker1):
+    b = ws_broker(make_broker1)
+    ws = RawWS(b.ws_port, upgrade_request())
+    try:
+        assert ws.http_response()[0] == 101
+        # At the stop the WebSocket gets a close frame and up to a second to answer it, which this
+        # one never does: the broker is still up then, with its listeners already closed.
+        b.stopped_by_test = True
+        b.proc.send_signal(signal.SIGTERM)
+        refused_while_up = False
+        deadline = time.monotonic() + 5
+        while not refused_while_up and b.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection((HOST, b.port), timeout=1).close()  # not stopping yet
+            except ConnectionRefusedError:
+                refused_while_up = b.proc.poll() is None
+            time.sleep(0.005)
+        assert refused_while_up, "no connection refused while the broker was stopping"
+        assert b.proc.wait(timeout=5) == 0
+    finally:
+        ws.s.close()
