@@ -6,8 +6,10 @@
  * matching subscription identifier (MQTT 5 3.3.4). Shared-group matches are separate copies.
  * Each copy is a delivery that references the one shared message.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/auth.h"
 #include "broker/config.h"
@@ -178,6 +180,42 @@ msg_t *session_take_will(session_t *s, bool session_ends, uint64_t now)
     return NULL;
 }
 
+/* A cgroup v2 memory.max for this process, or 0 when there is none (or it says "max"). */
+static uint64_t cgroup_memory_max(void)
+{
+    char line[512], path[600];
+    uint64_t max = 0;
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "0::", 3) == 0) {
+            line[strcspn(line, "\n")] = 0;
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", line + 3);
+            FILE *m = fopen(path, "r");
+            unsigned long long v;
+            if (m && fscanf(m, "%llu", &v) == 1)
+                max = v;
+            if (m)
+                fclose(m);
+        }
+    fclose(f);
+    return max;
+}
+
+/* The default memory_limit: three quarters of the physical memory, or of the cgroup's
+ * memory.max when that is lower (a systemd MemoryMax=, a container), so load is shed before
+ * the kernel's OOM killer would end the daemon. 0 (none) when neither can be read. */
+static uint64_t memory_limit_auto(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t total = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    uint64_t cg = cgroup_memory_max();
+    if (cg && (!total || cg < total))
+        total = cg;
+    return total / 4 * 3;
+}
+
 void broker_limits_from_config(limits_t *lim, const acemq_config_t *cfg)
 {
     memset(lim, 0, sizeof *lim);
@@ -206,7 +244,8 @@ void broker_limits_from_config(limits_t *lim, const acemq_config_t *cfg)
     lim->rate_limit_messages =
         cfg->rate_limit_messages > 0 ? (uint32_t)cfg->rate_limit_messages : 0;
     lim->rate_limit_bytes = cfg->rate_limit_bytes;
-    lim->memory_limit = cfg->memory_limit;
+    lim->memory_limit =
+        cfg->memory_limit == MEMORY_LIMIT_AUTO ? memory_limit_auto() : cfg->memory_limit;
     lim->message_size_limit = cfg->message_size_limit;
     lim->max_properties_size = cfg->max_properties_size;
     lim->upgrade_outgoing_qos = cfg->upgrade_outgoing_qos;

@@ -132,6 +132,7 @@ int config_defaults(acemq_config_t *c)
     c->sys_interval = 10;
     c->allow_zero_length_clientid = true;
     c->global_max_connections = -1;
+    c->memory_limit = MEMORY_LIMIT_AUTO;
     c->max_packet_size = 1048576;
     c->max_inflight_messages = 20;
     c->max_queued_messages = 1000;

@@ -45,6 +45,10 @@ typedef enum {
 #define ACEMQ_PERM_PUB 0x1u
 #define ACEMQ_PERM_SUB 0x2u
 
+/* memory_limit when the config does not set it: three quarters of what the machine (or the
+ * cgroup the daemon runs in) has, worked out when the limits are applied. */
+#define MEMORY_LIMIT_AUTO UINT64_MAX
+
 typedef struct acemq_log_dest {
     acemq_log_dest_kind_t kind;
     char *path; /* ACEMQ_LOG_DEST_FILE only, else NULL */
@@ -81,14 +85,12 @@ typedef struct acemq_listener {
     int max_topic_alias; /* 0-65535 */
 
     /* TLS (certfile+keyfile, or psk_hint, make the listener a TLS listener). */
-    char *certfile, *keyfile, *cafile, *capath, *crlfile, *dhparamfile;
-    char *ciphers;        /* cipher suite list for TLS <= 1.2 */
-    char *ciphers_tls1_3; /* directive `ciphers_tls1.3` */
-    char *tls_version;    /* minimum version: NULL (tlsv1.2), "tlsv1.2" or "tlsv1.3" */
+    char *certfile, *keyfile, *cafile, *capath, *crlfile;
+    char *ciphers;        /* cipher suite list (TLS 1.2) */
+    char *tls_version;    /* minimum version: NULL or "tlsv1.2" (the only version) */
     char *psk_hint;       /* enables PSK on this listener */
     bool require_certificate;
     bool use_identity_as_username;
-    bool use_subject_as_username;
     int tls_handshake_timeout; /* seconds, default 10 */
 
     bool ace_bearer; /* accept bearer JWTs (no cnf / proof of possession) on this listener */
@@ -162,8 +164,8 @@ typedef struct acemq_config {
     int max_subscriptions;        /* per client, 1000; 0 = unlimited */
 
     /* Resource limits */
-    uint64_t memory_limit;        /* bytes, 0 = none */
-    int max_handshakes;           /* connections not yet past CONNECT, 1024; 0 = unlimited */
+    uint64_t memory_limit;        /* bytes, 0 = none, MEMORY_LIMIT_AUTO = from the machine */
+    int max_handshakes;           /* TLS handshakes at once per TLS listener, 1024; 0 = unlimited */
     int rate_limit_messages;      /* PUBLISH per second per client, 0 = none */
     uint64_t rate_limit_bytes;    /* bytes per second per client, 0 = none */
     int max_qos2_pending;         /* incoming QoS 2 awaiting PUBREL per client, 100; 0 = none */

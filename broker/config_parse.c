@@ -4,7 +4,8 @@
  * Adding a directive is adding a row to cfg_directives[] (and a field to config.h and a paragraph
  * to docs/configuration.md). Rows with a kind other than K_FN are parsed, freed, inherited and
  * compared for restart generically; only directives with several values or with list semantics
- * have a handler here.
+ * have a handler here. A table row may also name a check function (LC rows), which refuses a
+ * value with its own message before the generic parse stores it.
  */
 #include "broker/config_int.h"
 
@@ -34,12 +35,15 @@ static int h_ace_introspection(cfg_parse_t *, const cfg_directive_t *, int, char
 static int h_ace_public_topic(cfg_parse_t *, const cfg_directive_t *, int, char **, const char *);
 static int h_ace_scope_map(cfg_parse_t *, const cfg_directive_t *, int, char **, const char *);
 static int h_metrics_listener(cfg_parse_t *, const cfg_directive_t *, int, char **, const char *);
+static int check_tls_version(cfg_parse_t *, const cfg_directive_t *, int, char **, const char *);
 
 #define GOFF(f) (int)offsetof(acemq_config_t, f)
 #define LOFF(f) (int)offsetof(acemq_listener_t, f)
 /* A global setting; a listener setting; one with a global default a listener may override. */
 #define G(n, k, rs, lo, hi, x) {#n, k, S_GLOBAL, rs, GOFF(n), -1, lo, hi, x, NULL}
 #define L(n, k, rs, lo, hi, x) {#n, k, S_LISTENER, rs, -1, LOFF(n), lo, hi, x, NULL}
+/* A listener setting whose value fn checks first (its own message) before the generic parse. */
+#define LC(n, k, x, fn) {#n, k, S_LISTENER, false, -1, LOFF(n), 0, 0, x, fn}
 #define I(n, k, sc, lo, hi) {#n, k, sc, false, GOFF(n), LOFF(n), lo, hi, NULL, NULL}
 #define F(n, fn, rs) {n, K_FN, S_GLOBAL, rs, -1, -1, 0, 0, NULL, fn}
 #define U(n, what) {n, K_UNSUPPORTED, S_GLOBAL, false, -1, -1, 0, 0, what, NULL}
@@ -67,14 +71,11 @@ const cfg_directive_t cfg_directives[] = {
     L(cafile, K_WORD, false, 0, 0, NULL),
     L(capath, K_WORD, false, 0, 0, NULL),
     L(crlfile, K_WORD, false, 0, 0, NULL),
-    L(dhparamfile, K_WORD, false, 0, 0, NULL),
     L(ciphers, K_WORD, false, 0, 0, NULL),
-    {"ciphers_tls1.3", K_WORD, S_LISTENER, false, -1, LOFF(ciphers_tls1_3), 0, 0, NULL, NULL},
-    L(tls_version, K_CHOICE, false, 0, 0, "tlsv1.2|tlsv1.3"),
+    LC(tls_version, K_CHOICE, "tlsv1.2", check_tls_version),
     L(psk_hint, K_TEXT, false, 0, 0, NULL),
     L(require_certificate, K_BOOL, false, 0, 0, NULL),
     L(use_identity_as_username, K_BOOL, false, 0, 0, NULL),
-    L(use_subject_as_username, K_BOOL, false, 0, 0, NULL),
     L(tls_handshake_timeout, K_INT, false, 1, 3600, NULL),
     /* Security (per listener with per_listener_settings) */
     F("per_listener_settings", h_per_listener, true),
@@ -162,6 +163,10 @@ const cfg_directive_t cfg_directives[] = {
     U("global_plugin", "plugins"), U("auth_plugin_deny_special_chars", "plugins"),
     U("websockets_log_level", "libwebsockets logging"), U("tls_engine", "OpenSSL engines"),
     U("tls_engine_kpass_sha1", "OpenSSL engines"), U("tls_keyform", "OpenSSL engines"),
+    U("ciphers_tls1.3", "TLS 1.3, which mbedTLS 2.28 lacks"),
+    U("dhparamfile", "DH parameter files; DHE suites use mbedTLS's 2048-bit RFC 3526 group"),
+    U("use_subject_as_username", "the certificate subject as username; "
+                                 "use_identity_as_username takes its CN"),
     /* Removed from Mosquitto 2 or meaningless here; old files still load */
     O("retry_interval"), O("store_clean_interval"), O("allow_duplicate_messages"),
 };
@@ -637,6 +642,20 @@ static int h_metrics_listener(cfg_parse_t *p, const cfg_directive_t *d, int argc
     return 0;
 }
 
+/* TLS 1.2 only: older versions are refused by design, and mbedTLS 2.28 has no TLS 1.3. */
+static int check_tls_version(cfg_parse_t *p, const cfg_directive_t *d, int argc, char **argv,
+                             const char *rest)
+{
+    (void)d, (void)rest;
+    if (argc != 2 || strcmp(argv[1], "tlsv1.2") == 0)
+        return 0; /* set_value reports a missing or extra value */
+    if (strcmp(argv[1], "tlsv1.3") == 0)
+        return cfg_error(p, "tls_version: tlsv1.3 is not supported (mbedTLS 2.28 has no TLS 1.3); "
+                            "tlsv1.2 is the only value");
+    return cfg_error(p, "tls_version: '%s' is not supported (TLS 1.2 is the minimum); tlsv1.2 is "
+                        "the only value", argv[1]);
+}
+
 /* Mosquitto directive families recognised by prefix. */
 static const char *unsupported_prefix(const char *name)
 {
@@ -685,6 +704,8 @@ int cfg_parse_line(cfg_parse_t *p, char *line)
         rc = cfg_warn(p, "'%s' is obsolete in acemq and ignored", argv[0]);
     else if (d->kind == K_FN)
         rc = d->fn(p, d, argc, argv, text);
+    else if (d->fn && d->fn(p, d, argc, argv, text) < 0)
+        rc = -1;
     else
         rc = set_value(p, d, argc, argv, text);
     free(text);

@@ -439,6 +439,8 @@ static inline const acemq_listener_t *conn_listener(const conn_t *c)
 
 /* Builds the run-time listeners (TLS contexts included). Returns 0 or -1 with a message. */
 int listeners_init(broker_t *b, char *err, size_t cap);
+/* `acemqd -t`: builds and frees each TLS listener's context. Returns 0 or -1 with a message. */
+int listeners_check(const acemq_config_t *cfg, char *err, size_t cap);
 /* SIGHUP: reloads certificates, keys, CA and CRL of every TLS listener from a fresh config. */
 void listeners_reload(broker_t *b, const acemq_config_t *fresh);
 void listeners_free(broker_t *b);

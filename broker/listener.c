@@ -5,7 +5,8 @@
  *
  * A listener is TLS when it names a certfile (with keyfile) or enables PSK (psk_hint/psk_file).
  * TLS contexts are built before the sockets are bound, so a bad certificate stops the start with
- * a message; on SIGHUP they are reloaded for new connections while existing ones keep theirs.
+ * a message (`acemqd -t` builds and frees them the same way); on SIGHUP they are reloaded for
+ * new connections while existing ones keep theirs.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,10 @@ static bool is_tls(const acemq_listener_t *l)
     return l->certfile || l->psk_hint || l->psk_file;
 }
 
+/* The TLS settings of listener l. With ACE on, PSK identities may name tokens uploaded to
+ * authz-info, so the ACE lookup is added (auth NULL: none, as for `acemqd -t`). */
 static void tls_config_from(tls_server_config_t *t, const acemq_listener_t *l,
-                            const acemq_config_t *cfg)
+                            const acemq_config_t *cfg, struct auth *auth)
 {
     memset(t, 0, sizeof *t);
     t->certfile = l->certfile;
@@ -38,7 +41,26 @@ static void tls_config_from(tls_server_config_t *t, const acemq_listener_t *l,
     t->require_certificate = l->require_certificate;
     t->use_identity_as_username = l->use_identity_as_username;
     t->tls_handshake_timeout = l->tls_handshake_timeout > 0 ? (unsigned)l->tls_handshake_timeout : 0;
+    /* 0 is no limit on both sides */
     t->max_handshakes = cfg->max_handshakes > 0 ? (unsigned)cfg->max_handshakes : 0;
+    if (auth && auth_ace_enabled(auth)) {
+        t->psk_lookup = auth_psk_lookup;
+        t->psk_lookup_arg = auth;
+    }
+}
+
+/* Builds listener l's TLS context; on failure "file:line: TLS listener on port N: why". */
+static int tls_new(tls_server_t **out, const acemq_listener_t *l, const acemq_config_t *cfg,
+                   struct auth *auth, char *err, size_t cap)
+{
+    tls_server_config_t t;
+    char why[512];
+    tls_config_from(&t, l, cfg, auth);
+    if (tls_server_new(out, &t, why, sizeof why) == 0)
+        return 0;
+    snprintf(err, cap, "%s: TLS listener on port %d: %s", l->where ? l->where : "listener",
+             l->port, why);
+    return -1;
 }
 
 static void tls_log(void *arg, int level, const char *event, const char *msg)
@@ -63,21 +85,34 @@ int listeners_init(broker_t *b, char *err, size_t cap)
         atomic_init(&rt->conns, 0);
         if (!is_tls(l))
             continue;
-        tls_server_config_t t;
-        tls_config_from(&t, l, b->cfg);
-        if (auth_ace_enabled(b->auth)) { /* PSK identities naming tokens from authz-info */
-            t.psk_lookup = auth_psk_lookup;
-            t.psk_lookup_arg = b->auth;
-        }
-        char why[512];
-        if (tls_server_new(&rt->tls, &t, why, sizeof why) < 0) {
-            snprintf(err, cap, "%s: TLS listener on port %d: %s", l->where ? l->where : "listener",
-                     l->port, why);
+        if (tls_new(&rt->tls, l, b->cfg, b->auth, err, cap) < 0)
             return -1;
-        }
         tls_server_set_log(rt->tls, tls_log, NULL);
     }
     return 0;
+}
+
+/* Every listener is checked; the messages go one per line, as many as fit. */
+int listeners_check(const acemq_config_t *cfg, char *err, size_t cap)
+{
+    size_t used = 0;
+    int bad = 0;
+    for (const acemq_listener_t *l = cfg->listeners; l; l = l->next) {
+        tls_server_t *tls;
+        char one[768];
+        if (!is_tls(l))
+            continue;
+        if (tls_new(&tls, l, cfg, NULL, one, sizeof one) == 0) {
+            tls_server_free(tls);
+            continue;
+        }
+        if (used < cap) { /* a truncated message ends the list */
+            int n = snprintf(err + used, cap - used, "%s%s", bad ? "\n" : "", one);
+            used = n < 0 ? cap : used + (size_t)n;
+        }
+        bad = 1;
+    }
+    return bad ? -1 : 0;
 }
 
 static const acemq_listener_t *same_listener(const acemq_config_t *fresh, const acemq_listener_t *l)
@@ -100,11 +135,7 @@ void listeners_reload(broker_t *b, const acemq_config_t *fresh)
         if (!rt->tls || !f || !is_tls(f))
             continue;
         tls_server_config_t t;
-        tls_config_from(&t, f, fresh);
-        if (auth_ace_enabled(b->auth)) {
-            t.psk_lookup = auth_psk_lookup;
-            t.psk_lookup_arg = b->auth;
-        }
+        tls_config_from(&t, f, fresh, b->auth);
         char why[512];
         if (tls_server_reload(rt->tls, &t, why, sizeof why) < 0)
             log_error("tls_reload_failed", "port=%d reason=\"%s\" action=\"keeping the old "

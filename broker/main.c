@@ -352,8 +352,9 @@ static int run_broker(acemq_config_t *cfg)
         rc = start_failed("could not start the worker threads");
         goto out;
     }
-    log_notice("started", "version=%s workers=%d config=%s pid=%d", ACEMQ_VERSION, b->n_workers,
-               cfg->path ? cfg->path : "(built-in)", (int)getpid());
+    log_notice("started", "version=%s workers=%d config=%s pid=%d memory_limit=%llu",
+               ACEMQ_VERSION, b->n_workers, cfg->path ? cfg->path : "(built-in)", (int)getpid(),
+               (unsigned long long)b->lim.memory_limit);
     notify_ready();
     notify_status("running, %d workers", b->n_workers);
     notify_watchdog_start(loop);
@@ -412,11 +413,15 @@ int main(int argc, char **argv)
         free(cfg);
         return rc < 0 ? 1 : 0;
     }
-    if (g_opts.test) {
-        printf("%s: configuration OK\n", cfg->path ? cfg->path : "(built-in)");
+    if (g_opts.test) { /* the TLS files too: what the start would refuse, -t refuses */
+        int rc = listeners_check(cfg, err, sizeof err);
+        if (rc < 0)
+            fprintf(stderr, "%s\n", err);
+        else
+            printf("%s: configuration OK\n", cfg->path ? cfg->path : "(built-in)");
         config_free(cfg);
         free(cfg);
-        return 0;
+        return rc < 0 ? 1 : 0;
     }
     int rc = run_broker(cfg);
     config_free(cfg);

@@ -1,10 +1,11 @@
 /*
  * tls/config.c: the TLS server object, loading a configuration into a generation (keys,
- * certificates, CA, CRL, PSK table, cipher list, two mbedtls_ssl_config), SIGHUP reload and
- * the refcounts that let open connections keep the generation they started with.
+ * certificates, CA, CRL, PSK table, cipher list, ECDHE group order, two mbedtls_ssl_config),
+ * SIGHUP reload and the refcounts that let open connections keep the generation they started with.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,6 @@
 #include "tls/tls_int.h"
 
 #define DEFAULT_TIMEOUT_S 10
-#define DEFAULT_MAX_HS 64
 #define TICKET_LIFETIME_S 7200
 
 /* Forward secrecy and AEAD only, unless the operator lists more. */
@@ -76,6 +76,9 @@ void tls_logf(tls_server_t *srv, int level, const char *event, const char *fmt, 
     srv->log(srv->log_arg, level, event, line);
 }
 
+/* Writes the reason to err and returns a negative code. rc is an mbedTLS error code whose text
+ * is appended, or -1 for a reason of our own: -1 is mbedTLS's "Generic error", which says
+ * nothing. */
 static int fail(char *err, size_t cap, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int fail(char *err, size_t cap, int rc, const char *fmt, ...)
@@ -85,7 +88,7 @@ static int fail(char *err, size_t cap, int rc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    if (rc < 0) {
+    if (rc < -1) {
         mbedtls_strerror(rc, why, sizeof why);
         snprintf(err, cap, "%s: %s", what, why);
     } else {
@@ -138,6 +141,39 @@ static int load_ciphers(tls_gen_t *g, const char *list, int psk, char *err, size
     free(copy);
     g->ciphers[n] = 0;
     return n ? 0 : fail(err, cap, -1, "ciphers: empty list");
+}
+
+static int curve_listed(const mbedtls_ecp_group_id *list, size_t n, mbedtls_ecp_group_id id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] == id)
+            return 1;
+    return 0;
+}
+
+/*
+ * The ECDHE groups in order of preference, fastest first. mbedTLS chooses by the server's order,
+ * and its default list starts with secp521r1: every client that offers P-521 (OpenSSL and mbedTLS
+ * do by default) would get it, at about twice the CPU of P-256. The other groups stay in the list
+ * because it also decides which curves a client certificate's key may use.
+ */
+static void order_curves(tls_gen_t *g)
+{
+    static const mbedtls_ecp_group_id first[] = {MBEDTLS_ECP_DP_CURVE25519,
+                                                 MBEDTLS_ECP_DP_SECP256R1,
+                                                 MBEDTLS_ECP_DP_SECP384R1};
+    const size_t nf = sizeof first / sizeof first[0];
+    const mbedtls_ecp_group_id *all = mbedtls_ecp_grp_id_list(), *id;
+    size_t n = 0, na = 0;
+    while (all[na] != MBEDTLS_ECP_DP_NONE)
+        na++;
+    for (size_t i = 0; i < nf; i++) /* those of ours that this build has, in our order */
+        if (curve_listed(all, na, first[i]))
+            g->curves[n++] = first[i];
+    for (id = all; *id != MBEDTLS_ECP_DP_NONE && n < TLS_MAX_CURVES; id++) /* then the rest */
+        if (!curve_listed(first, nf, *id))
+            g->curves[n++] = *id;
+    g->curves[n] = MBEDTLS_ECP_DP_NONE;
 }
 
 static int hexval(int c)
@@ -248,6 +284,7 @@ static int setup_conf(tls_gen_t *g, mbedtls_ssl_config *c, const tls_server_conf
     mbedtls_ssl_conf_min_version(c, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_max_version(c, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_ciphersuites(c, g->ciphers);
+    mbedtls_ssl_conf_curves(c, g->curves);
     if (cfg->certfile && (rc = mbedtls_ssl_conf_own_cert(c, &g->cert, &g->key)) != 0)
         return rc;
     if (cfg->cafile || cfg->capath)
@@ -324,6 +361,7 @@ static tls_gen_t *gen_load(tls_server_t *srv, const tls_server_config_t *cfg, ch
     }
     if (load_ciphers(g, cfg->ciphers, psk, err, cap) < 0)
         goto bad;
+    order_curves(g);
     if ((rc = mbedtls_ssl_ticket_setup(&g->ticket, mbedtls_ctr_drbg_random, &srv->drbg,
                                        MBEDTLS_CIPHER_AES_256_GCM, TICKET_LIFETIME_S)) != 0 ||
         (rc = setup_conf(g, &g->conf[0], cfg, 1)) != 0 ||
@@ -336,6 +374,12 @@ static tls_gen_t *gen_load(tls_server_t *srv, const tls_server_config_t *cfg, ch
 bad:
     gen_free(g);
     return NULL;
+}
+
+/* max_handshakes 0: no limit. */
+static unsigned hs_cap(const tls_server_config_t *cfg)
+{
+    return cfg->max_handshakes ? cfg->max_handshakes : UINT_MAX;
 }
 
 static void server_put(tls_server_t *srv)
@@ -391,7 +435,7 @@ int tls_server_new(tls_server_t **out, const tls_server_config_t *cfg, char *err
         return -1;
     }
     atomic_init(&srv->active_hs, 0);
-    atomic_init(&srv->max_hs, cfg->max_handshakes ? cfg->max_handshakes : DEFAULT_MAX_HS);
+    atomic_init(&srv->max_hs, hs_cap(cfg));
     *out = srv;
     return 0;
 }
@@ -414,7 +458,7 @@ int tls_server_reload(tls_server_t *srv, const tls_server_config_t *cfg, char *e
     old = srv->cur;
     srv->cur = g;
     pthread_mutex_unlock(&srv->lock);
-    atomic_store(&srv->max_hs, cfg->max_handshakes ? cfg->max_handshakes : DEFAULT_MAX_HS);
+    atomic_store(&srv->max_hs, hs_cap(cfg));
     tls_gen_put(old);
     tls_logf(srv, TLS_LOG_NOTICE, "tls_reloaded", "result=ok");
     return 0;

@@ -243,6 +243,9 @@ static const char *fail_reason(const tls_conn_t *c, int rc)
         return verify_reason(vf);
     switch (rc) {
     case MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN: return "no shared cipher";
+    /* e.g. an ECDSA certificate on a curve missing from the client's supported groups */
+    case MBEDTLS_ERR_SSL_NO_USABLE_CIPHERSUITE: return "no shared cipher suite usable with the "
+                                                       "certificate";
     case MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION: return "version too old";
     case MBEDTLS_ERR_SSL_UNKNOWN_IDENTITY: return "bad PSK (unknown identity)";
     case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE: return "no client certificate";

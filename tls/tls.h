@@ -61,7 +61,7 @@ typedef struct {
     int require_certificate;      /* clients must present a certificate chaining to cafile/capath */
     int use_identity_as_username; /* reported in tls_info_t for the broker; needs a client cert */
     unsigned tls_handshake_timeout; /* seconds; 0 = 10 */
-    unsigned max_handshakes;      /* concurrent handshakes per server; 0 = 64 */
+    unsigned max_handshakes;      /* concurrent handshakes per server (more wait); 0 = no limit */
     tls_psk_lookup_fn psk_lookup; /* optional; also enables TLS-PSK suites */
     void *psk_lookup_arg;
 } tls_server_config_t;

@@ -21,6 +21,7 @@
 #include "tls/tls.h"
 
 #define TLS_MAX_CIPHERS 64
+#define TLS_MAX_CURVES 32
 
 typedef struct {
     uint8_t *p;
@@ -47,6 +48,7 @@ typedef struct tls_gen {
     /* Per generation, so a reload (new CRL, removed PSK) also ends resumption of old sessions. */
     mbedtls_ssl_ticket_context ticket;
     int ciphers[TLS_MAX_CIPHERS + 1];
+    mbedtls_ecp_group_id curves[TLS_MAX_CURVES + 1]; /* ECDHE preference, NONE-terminated */
     const char *alpn[2];
     tls_psk_t *psk;
     size_t n_psk;

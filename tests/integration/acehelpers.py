@@ -172,12 +172,14 @@ def make_cert(directory):
 class TlsRaw(mqttraw.RawClient):
     """mqttraw over a pyOpenSSL TLS 1.2 session (so the exporter value is at hand)."""
 
-    def __init__(self, host, port, version=5, timeout=5.0, psk=None):
+    def __init__(self, host, port, version=5, timeout=5.0, psk=None, options=0, session=None):
+        """options: SSL_OP_* bits for the context; session: one from get_session() to resume."""
         self.version = version
         self.buf = bytearray()
         self.closed = False
         ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
         ctx.set_max_proto_version(SSL.TLS1_2_VERSION)
+        ctx.set_options(options)
         if psk is not None:
             ctx.set_cipher_list(b"PSK-AES128-GCM-SHA256:ECDHE-PSK-CHACHA20-POLY1305")
             self._psk_cb = self._psk_callback(*psk)
@@ -187,6 +189,8 @@ class TlsRaw(mqttraw.RawClient):
         self.raw = raw
         self.sock = SSL.Connection(ctx, raw)
         self.sock.set_connect_state()
+        if session is not None:
+            self.sock.set_session(session)
         raw.settimeout(None)  # pyOpenSSL wants a blocking socket; reads wait in select() instead
         self.sock.do_handshake()
 

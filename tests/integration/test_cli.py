@@ -116,3 +116,42 @@ def test_port_option():
             _, err = proc.communicate()
     assert proc.returncode is not None
     assert b"ERROR: AddressSanitizer" not in err and b"runtime error:" not in err
+
+
+def test_check_reports_every_bad_line(tmp_path):
+    path = write(tmp_path, "listener %d 127.0.0.1\nno_such_directive 1\nallow_anonymous true\n"
+                           "max_keepalive banana\nmax_qos 7\nworkers 1\n" % free_port())
+    r = run("-t", "-c", path)
+    assert r.returncode == 1, out(r)
+    errors = [l for l in r.stderr.decode().splitlines() if l.startswith(path + ":")]
+    assert [e.split(":")[1] for e in errors] == ["2", "4", "5"], out(r)
+    assert "no_such_directive" in errors[0] and "banana" in errors[1] and "max_qos" in errors[2]
+    assert b"configuration OK" not in r.stdout
+
+
+@pytest.mark.parametrize("tls,why", [
+    ("certfile {d}/missing.crt\nkeyfile {d}/server.key", "certfile {d}/missing.crt: No such file"),
+    ("certfile {d}/server.crt\nkeyfile {d}/server.key\nciphers NOT-A-SUITE",
+     "ciphers: unknown or unsupported cipher suite 'NOT-A-SUITE'"),
+    ("certfile {d}/server.crt\nkeyfile {d}/other.key",
+     "keyfile {d}/other.key does not match certfile {d}/server.crt"),
+    ("certfile {d}/server.crt\nkeyfile {d}/server.key", None)])
+def test_check_builds_tls_listeners(tmp_path, tls, why):
+    """-t loads each TLS listener's files as the start would, and names the listener's line."""
+    d = str(tmp_path)
+    for name in ("server", "other"):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", name + ".key",
+                        "-out", name + ".crt", "-days", "2", "-subj", "/CN=localhost"],
+                       cwd=d, check=True, capture_output=True)
+    port = free_port()
+    path = write(tmp_path, "allow_anonymous true\nlistener %d 127.0.0.1\n%s\n"
+                           % (port, tls.format(d=d)))
+    r = run("-t", "-c", path)
+    if why is None:
+        assert r.returncode == 0 and b"configuration OK" in r.stdout, out(r)
+        return
+    assert r.returncode == 1, out(r)
+    want = "%s:2: TLS listener on port %d: %s" % (path, port, why.format(d=d))
+    assert r.stderr.decode().startswith(want), out(r)
+    assert b"configuration OK" not in r.stdout

@@ -3,6 +3,7 @@ runs as that user; its log goes to a file that logrotate can move away (SIGUSR2 
 it), to syslog (/dev/log), and `log_type` picks the levels written."""
 
 import os
+import re
 import pwd
 import signal
 import socket
@@ -357,3 +358,31 @@ def test_log_dest_syslog(daemon_dir, dev_log):
     conn = [x for x in msgs if "client=%s" % cid in x and "event=connect " in x]
     assert conn and conn[0].startswith("<30>"), msgs  # info
     assert any("event=stopped" in x for x in msgs), msgs
+
+
+def cgroup_memory_max():
+    """memory.max of this process's cgroup (v2), or 0 when unlimited or unreadable."""
+    try:
+        for line in open("/proc/self/cgroup"):
+            if line.startswith("0::"):
+                v = open("/sys/fs/cgroup%s/memory.max" % line[3:].strip()).read().strip()
+                return int(v) if v.isdigit() else 0
+    except OSError:
+        pass
+    return 0
+
+
+@pytest.mark.skipif(IS_MOSQ, reason="acemqd's default")
+def test_memory_limit_defaults_to_three_quarters_of_memory(make_broker1):
+    """Without memory_limit the broker sheds load at 3/4 of the machine's (or its cgroup's)
+    memory, before the OOM killer would end it; memory_limit 0 turns that off."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    cg = cgroup_memory_max()
+    if cg and cg < total:
+        total = cg
+    for lines, want in (((), total // 4 * 3), (("memory_limit 0",), 0),
+                        (("memory_limit 5000000",), 5000000)):
+        b = make_broker1(*lines)
+        m = wait_until(lambda: re.search(r"event=started .*memory_limit=(\d+)", b.log()),
+                       what="the started line")
+        assert int(m.group(1)) == want, (lines, m.group(0))

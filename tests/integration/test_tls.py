@@ -4,7 +4,9 @@ Every certificate is made by the `pki` fixture with the openssl CLI in a tempora
 the session (nothing is committed): a CA, ECDSA P-256 and RSA server certificates for
 localhost/127.0.0.1, client certificates (good, expired, revoked, and one from an unknown CA) and
 a CRL. The exporter value itself is checked against OpenSSL's by tests/unit/test_tls.c; here
-s_client only shows that the exporter is available on a session that carries MQTT.
+s_client only shows that the exporter is available on a session that carries MQTT, and ACE clients
+(pyOpenSSL) show that exporter proof of possession is refused without Extended Master Secret and on a
+resumed session. Also: cipher suites and ECDHE groups, CA and CRL reload, and the handshake cap.
 """
 
 import os
@@ -19,7 +21,10 @@ import threading
 import time
 
 import pytest
+from OpenSSL._util import lib as ossl
 
+import mqttraw
+from acehelpers import AUD, Issuer, PopKey, TlsRaw, ace_props, auth_data, claims
 from conftest import IS_MOSQ, acemq_only, uid, wait_until
 
 PSK_ID = "dev-psk-1"
@@ -173,9 +178,10 @@ def log_has(b, *words, timeout=5.0):
     return wait_until(find, timeout, what="a log line with %r" % (words,))
 
 
-def tls_client(b, clients, pki, **kw):
+def tls_client(b, clients, pki, cert=None, **kw):
     c = clients(b, connect=False, **kw)
-    c.c.tls_set(ca_certs=pki.p("ca.crt"))
+    c.c.tls_set(ca_certs=pki.p("ca.crt"), certfile=cert and pki.p(cert + ".crt"),
+                keyfile=cert and pki.p(cert + ".key"))
     c.connect()
     return c
 
@@ -375,3 +381,174 @@ def test_capath_and_sni(make_broker1, pki, tmp_path):
     rc, out = s_client(b, "-tls1_2", "-CAfile", pki.p("ca.crt"), "-servername", "localhost",
                        "-cert", pki.p("client-good.crt"), "-key", pki.p("client-good.key"))
     assert rc == 0 and "Verify return code: 0" in out, out
+
+
+def peer(sock):
+    """How the broker's log names the peer of this client socket."""
+    return "peer=127.0.0.1:%d " % sock.getsockname()[1]
+
+
+@acemq_only
+def test_cipher_suites_and_ecdhe_groups(make_broker1, pki):
+    """The default offers ECDHE with AEAD only; a `ciphers` list is exactly what is negotiated.
+    The ECDHE group is the broker's choice: X25519, then P-256, whatever order the client lists."""
+    b = make_broker1(*tls_lines(pki, "server-rsa"))  # an RSA key could do either suite
+    rc, out = s_client(b, "-tls1_2", "-cipher", "AES128-SHA:ECDHE-RSA-AES128-SHA")  # CBC only
+    assert rc != 0 and "Cipher is (NONE)" in out, out
+    log_has(b, "tls_handshake_failed", 'reason="no shared cipher"')
+    rc, out = s_client(b, "-tls1_2")
+    assert rc == 0 and "Cipher is ECDHE-RSA-AES128-GCM-SHA256" in out, out
+    assert "Server Temp Key: X25519" in out, out
+    rc, out = s_client(b, "-tls1_2", "-groups", "P-521:P-384:P-256")
+    assert rc == 0 and "Server Temp Key: ECDH, prime256v1" in out, out
+
+    only = "ECDHE-ECDSA-CHACHA20-POLY1305"
+    b = make_broker1(*tls_lines(pki, "server-ec", "ciphers " + only))
+    rc, out = s_client(b, "-tls1_2")  # OpenSSL's whole default list
+    assert rc == 0 and "Cipher is " + only in out, out
+    rc, out = s_client(b, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert rc != 0 and "Cipher is (NONE)" in out, out
+    log_has(b, "tls_handshake_failed", 'reason="no shared cipher"')
+    # A shared suite, but the client's groups exclude the certificate's curve (P-256).
+    rc, out = s_client(b, "-tls1_2", "-groups", "X25519")
+    assert rc != 0, out
+    log_has(b, "tls_handshake_failed", 'reason="no shared cipher suite usable with the '
+            'certificate"')
+
+
+@acemq_only
+def test_sighup_reloads_ca_and_crl(make_broker1, clients, pki, tmp_path):
+    """A client certificate revoked by a new CRL is refused after SIGHUP while its open connection
+    keeps receiving; a CA added to cafile is trusted for new connections."""
+    name = uid("client-hup")
+    _issue(pki.dir, name, "/CN=" + name)
+    cafile, crl = str(tmp_path / "cas.pem"), str(tmp_path / "crl.pem")
+    shutil.copy(pki.p("ca.crt"), cafile)
+    shutil.copy(pki.p("crl.pem"), crl)
+    b = make_broker1(*tls_lines(pki, "server-ec", "cafile " + cafile, "crlfile " + crl,
+                                "require_certificate true"))
+    sub = tls_client(b, clients, pki, cert=name)
+    topic = uid("hup")
+    assert sub.subscribe(topic, 1) == [1]
+    assert mq("mosquitto_pub", b, *mq_tls(pki, "client-unknown"), "-t", topic, "-m", "x"
+              ).returncode != 0
+    log_has(b, "tls_handshake_failed", 'reason="unknown CA"')
+
+    sh("openssl", "ca", "-config", "ca.cnf", "-revoke", name + ".crt", cwd=pki.dir)
+    sh("openssl", "ca", "-config", "ca.cnf", "-gencrl", "-out", crl, cwd=pki.dir)
+    with open(cafile, "a") as f, open(os.path.join(pki.dir, "..", "other", "ca.crt")) as other:
+        f.write(other.read())
+    b.proc.send_signal(signal.SIGHUP)
+    log_has(b, "tls_reloaded", "result=ok")
+
+    r = mq("mosquitto_pub", b, *mq_tls(pki, name), "-t", topic, "-m", "revoked now")
+    assert r.returncode != 0, r.stdout
+    log_has(b, "tls_handshake_failed", 'reason="client certificate revoked"')
+    r = mq("mosquitto_pub", b, *mq_tls(pki, "client-unknown"), "-t", topic, "-m", "new CA",
+           "-q", "1")
+    assert r.returncode == 0, r.stderr
+    pub = tls_client(b, clients, pki, cert="client-good")
+    pub.publish(topic, b"after-reload", qos=1)
+    got = [sub.get().payload, sub.get().payload]
+    assert sorted(got) == [b"after-reload", b"new CA"], got
+
+
+def client_hello():
+    """A TLS 1.2 client's first flight, for a peer that sends it and then nothing more."""
+    ctx = ssl.create_default_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def closed_by_peer(sock, timeout):
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+@acemq_only
+def test_max_handshakes_queues_until_the_timeout_frees_the_slot(make_broker1, pki):
+    """max_handshakes 1: a peer that stops after its ClientHello holds the only slot, a second
+    client waits for it (queued, not refused) and completes once tls_handshake_timeout has closed
+    the first. The second client starts halfway through the first one's 2 s, so that both the
+    wait and what is left of its own deadline have a second of margin."""
+    b = make_broker1(*tls_lines(pki, "server-ec", "tls_handshake_timeout 2"), "max_handshakes 1")
+    stalled = socket.create_connection((b.host, b.port), timeout=10)
+    t0 = time.monotonic()
+    stalled.sendall(client_hello())
+    assert stalled.recv(5), "no ServerHello: the handshake did not start"
+    time.sleep(max(0.0, t0 + 1.0 - time.monotonic()))
+    ctx = ssl.create_default_context(cafile=pki.p("ca.crt"))
+    with socket.create_connection((b.host, b.port), timeout=10) as raw:
+        second = peer(raw)
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            assert s.version() == "TLSv1.2"
+            s.sendall(mqttraw.connect(uid("queued"), 4))
+            assert s.recv(4) == b"\x20\x02\x00\x00"  # CONNACK accepted
+    assert closed_by_peer(stalled, 5)
+    queued = log_has(b, "tls_handshake_queued", second, "max_handshakes")
+    timed_out = log_has(b, "tls_handshake_timeout", peer(stalled),
+                        'reason="handshake not completed in time"')
+    done = log_has(b, "tls_handshake_done", second)
+    lines = b.log().splitlines()
+    assert lines.index(queued) < lines.index(timed_out) < lines.index(done)
+    stalled.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# RFC 9431 exporter proof of possession needs Extended Master Secret and a full handshake.
+
+NO_EXTENDED_MASTER_SECRET = 0x1  # OpenSSL 3's SSL_OP_NO_EXTENDED_MASTER_SECRET; pyOpenSSL lacks it
+
+
+def ace_tls_broker(make_broker1, pki, tmp_path):
+    iss = Issuer(str(tmp_path), "as1")
+    b = make_broker1("ace_audience " + AUD, iss.config(), *tls_lines(pki))
+    key = PopKey("sym")
+    return b, key, iss.cwt(claims([["s/#", ["pub", "sub"]]], key))
+
+
+def form_a(c, token, key, expect):
+    """CONNECT with the token and a PoP over this session's exporter value (RFC 9431 Form A)."""
+    return c.connect(uid("pop"), properties=ace_props(auth_data(token, key.pop(c.exporter()))),
+                     expect_rc=expect)
+
+
+def assert_pop_refused(b, c, ack, why):
+    assert ack.prop(mqttraw.REASON_STRING) == why, ack
+    log_has(b, "connect_refused", peer(c.raw), "rc=0x87", 'reason="%s"' % why)
+
+
+@acemq_only
+def test_exporter_pop_refused_without_extended_master_secret(make_broker1, pki, tmp_path):
+    b, key, token = ace_tls_broker(make_broker1, pki, tmp_path)
+    with TlsRaw(b.host, b.port) as c:  # the same token and key pass with EMS
+        form_a(c, token, key, 0)
+    with TlsRaw(b.host, b.port, options=NO_EXTENDED_MASTER_SECRET) as c:
+        log_has(b, "tls_handshake_done", peer(c.raw), "ems=0")
+        ack = form_a(c, token, key, 0x87)
+        assert_pop_refused(b, c, ack, "TLS session without Extended Master Secret")
+
+
+@acemq_only
+def test_exporter_pop_refused_on_resumed_session(make_broker1, pki, tmp_path):
+    b, key, token = ace_tls_broker(make_broker1, pki, tmp_path)
+    with TlsRaw(b.host, b.port) as first:
+        form_a(first, token, key, 0)
+        # taken while first is open: OpenSSL drops sessions of connections closed unshut
+        with TlsRaw(b.host, b.port, session=first.sock.get_session()) as c:
+            assert ossl.SSL_session_reused(c.sock._ssl) == 1
+            log_has(b, "tls_handshake_done", peer(c.raw), "resumed=1", "ems=1")
+            ack = form_a(c, token, key, 0x87)
+            assert_pop_refused(b, c, ack,
+                               "exporter proof of possession refused on a resumed TLS session")

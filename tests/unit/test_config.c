@@ -88,7 +88,7 @@ TEST(defaults)
     ASSERT_EQ(c.ace_introspection_cache_ttl, 60);
     ASSERT_EQ(c.ace_introspection_timeout, 5);
     ASSERT_EQ(c.ace_max_token_size, 8192);
-    ASSERT_EQ(c.memory_limit, 0);
+    ASSERT(c.memory_limit == MEMORY_LIMIT_AUTO);
     ASSERT_EQ(c.max_handshakes, 1024);
     ASSERT_EQ(c.rate_limit_messages, 0);
     ASSERT_EQ(c.rate_limit_bytes, 0);
@@ -187,11 +187,10 @@ TEST(listener_directives)
                        "protocol websockets\nhttp_dir /www\nwebsockets_headers_size 8192\n"
                        "max_connections 10\nmount_point tenant/\nuse_username_as_clientid true\n"
                        "max_qos 1\nmax_topic_alias 3\nace_bearer true\ncertfile /c\nkeyfile /k\n"
-                       "cafile /ca\ncapath /cad\ncrlfile /crl\ndhparamfile /dh\n"
-                       "ciphers ECDHE-ECDSA-AES128-GCM-SHA256\nciphers_tls1.3 TLS_AES_128_GCM_SHA256\n"
-                       "tls_version tlsv1.3\npsk_hint my hint\nrequire_certificate true\n"
-                       "use_identity_as_username true\nuse_subject_as_username true\n"
-                       "tls_handshake_timeout 4\n";
+                       "cafile /ca\ncapath /cad\ncrlfile /crl\n"
+                       "ciphers ECDHE-ECDSA-AES128-GCM-SHA256\n"
+                       "tls_version tlsv1.2\npsk_hint my hint\nrequire_certificate true\n"
+                       "use_identity_as_username true\ntls_handshake_timeout 4\n";
     ASSERT_EQ(load(text), 0);
     acemq_listener_t *l = cfg.listeners;
     ASSERT(l && !l->next);
@@ -213,12 +212,10 @@ TEST(listener_directives)
     ASSERT_STR_EQ(l->cafile, "/ca");
     ASSERT_STR_EQ(l->capath, "/cad");
     ASSERT_STR_EQ(l->crlfile, "/crl");
-    ASSERT_STR_EQ(l->dhparamfile, "/dh");
     ASSERT_STR_EQ(l->ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
-    ASSERT_STR_EQ(l->ciphers_tls1_3, "TLS_AES_128_GCM_SHA256");
-    ASSERT_STR_EQ(l->tls_version, "tlsv1.3");
+    ASSERT_STR_EQ(l->tls_version, "tlsv1.2");
     ASSERT_STR_EQ(l->psk_hint, "my hint");
-    ASSERT(l->require_certificate && l->use_identity_as_username && l->use_subject_as_username);
+    ASSERT(l->require_certificate && l->use_identity_as_username);
     ASSERT_EQ(l->tls_handshake_timeout, 4);
     ASSERT_EQ(cfg.max_qos, 2); /* the global default is untouched */
     config_free(&cfg);
@@ -354,7 +351,21 @@ TEST(errors)
     ASSERT(fails_with("listener 1\nprotocol mqtts\n",
                       "t.conf:2: protocol: 'mqtts' is not one of mqtt|websockets"));
     ASSERT(fails_with("listener 1\ntls_version tlsv1.1\n",
-                      "t.conf:2: tls_version: 'tlsv1.1' is not one of tlsv1.2|tlsv1.3"));
+                      "t.conf:2: tls_version: 'tlsv1.1' is not supported (TLS 1.2 is the minimum); "
+                      "tlsv1.2 is the only value"));
+    /* TLS 1.3 is not in mbedTLS 2.28: no directive may pretend to configure it */
+    ASSERT(fails_with("listener 1\ntls_version tlsv1.3\n",
+                      "t.conf:2: tls_version: tlsv1.3 is not supported (mbedTLS 2.28 has no TLS "
+                      "1.3); tlsv1.2 is the only value"));
+    ASSERT(fails_with("listener 1\nciphers_tls1.3 TLS_AES_128_GCM_SHA256\n",
+                      "t.conf:2: 'ciphers_tls1.3' (TLS 1.3, which mbedTLS 2.28 lacks) is not "
+                      "supported by acemq"));
+    ASSERT(fails_with("listener 1\ndhparamfile /dh.pem\n",
+                      "t.conf:2: 'dhparamfile' (DH parameter files; DHE suites use mbedTLS's "
+                      "2048-bit RFC 3526 group) is not supported by acemq"));
+    ASSERT(fails_with("listener 1\nuse_subject_as_username true\n",
+                      "t.conf:2: 'use_subject_as_username' (the certificate subject as username; "
+                      "use_identity_as_username takes its CN) is not supported by acemq"));
     ASSERT(fails_with("fsync sometimes\n",
                       "t.conf:1: fsync: 'sometimes' is not one of everysec|always|never"));
     ASSERT(fails_with("listener 1 a b\n", "t.conf:1: listener: too many values"));
