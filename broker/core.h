@@ -130,6 +130,7 @@ struct session {
     uint8_t version;
     bool registered; /* in the registry; false once discarded or expired */
     atomic_bool flush_queued; /* already on a worker's flush list */
+    bool backlogged; /* the last flush left messages queued (window full or socket backed up) */
     char client_id[];         /* id_len bytes and a NUL, in the same allocation */
 };
 

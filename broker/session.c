@@ -130,7 +130,7 @@ bool session_deliver(broker_t *b, session_t *s, const delivery_t *d)
         session_unlock(s);
         return true;
     }
-    if (d->qos == 0 && s->q_len > 0 && atomic_load(&b->shedding)) {
+    if (d->qos == 0 && s->q_len > 0 && (s->backlogged || !s->conn) && atomic_load(&b->shedding)) {
         count_drop(b, s, "memory_limit reached: QoS 0 to a slow consumer");
         session_unlock(s);
         return true;
@@ -330,6 +330,9 @@ unsigned session_flush(broker_t *b, session_t *s, conn_t *c)
         send_one(b, s, c, &d, now);
         sent++;
     }
+    /* A consumer that keeps up leaves nothing behind; messages queued in one loop turn wait for
+     * the flush at its end, and do not make their session a slow consumer. */
+    s->backlogged = s->q_len > 0;
     session_unlock(s);
     return sent;
 }

@@ -40,11 +40,10 @@ for build in build build-asan; do
 done
 
 # libFuzzer targets (clang): each replays its committed corpus, then fuzzes a few seconds.
-if command -v clang >/dev/null 2>&1; then
-    sh tests/fuzz/run.sh --ci >"$log" 2>&1; rc=$?
-    grep -E '^fuzz' "$log" | grep -v ': [0-9]* passed'
-    count "fuzz (tests/fuzz/run.sh --ci)" $rc
-fi
+# Without clang, tests/fuzz/run.sh says so and fails: a fuzz step that could not run is not a pass.
+sh tests/fuzz/run.sh --ci >"$log" 2>&1; rc=$?
+grep -E '^fuzz' "$log" | grep -v ': [0-9]* passed'
+count "fuzz (tests/fuzz/run.sh --ci)" $rc
 
 echo "total: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -10,10 +10,19 @@
  * pending sessions and connections), and plays its 1 s tick with a clock it moves forward.
  *
  * Input: records of [op][len][len bytes]. op & 3 picks the connection (a free slot gets a new
- * one); op >> 2 & 3: 0 and 1 = the bytes arrive from that client, 2 = its socket goes away, 3 = the
- * clock moves forward len seconds and the tick runs (keepalive, connect timeout, delayed wills,
- * session expiry). Everything the broker writes is decoded as a client would decode it and must
+ * one); op >> 2 & 7: 0 and 1 = the bytes arrive from that client, 2 and 6 = its socket goes away,
+ * 3 and 7 = the clock moves forward len seconds and the tick runs (keepalive, connect timeout,
+ * delayed wills, session expiry), 4 = the client stops reading with len x 8 KiB (at least 8 KiB)
+ * of the broker's earlier bytes still unread in its socket (no bytes follow), 5 = it reads
+ * everything again. Everything the broker writes is decoded as a client would decode it and must
  * be valid MQTT. Sanitizers and leak detection do the rest.
+ *
+ * A client that stops reading drives conn.c's write backpressure: its write completions are held
+ * back (as a socket whose buffers are full would hold them) and the unread backlog counts in the
+ * connection's unsent bytes, so from len 128 on the connection is past its 1 MiB write high-water
+ * and deliveries stay in the session queue, which fills up and drops. When the client reads again,
+ * the held completions run and the queue flows; a close runs them first with UV_ECANCELED, as
+ * libuv does.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,17 +35,26 @@
 #include "broker/retain.h"
 #include "broker/router.h"
 
-enum { SLOTS = 3, OUT_MAX = 1 << 20 };
+enum { SLOTS = 3, OUT_MAX = 1 << 20, BACKLOG_UNIT = 8 * 1024 };
 
 /* conn.c's transport callbacks (worker.c declares it the same way). */
 extern const stream_events_t *conn_stream_events(void);
 
 typedef struct {
+    stream_write_cb cb;
+    void *arg;
+} held_t;
+
+typedef struct {
     stream_t s;
     bool closing;   /* ops->close was called: on_closed is due */
     bool peer_gone; /* the fuzzer hung up */
+    bool stalled;   /* the client does not read: write completions wait in `held` */
     uint8_t *out;   /* bytes the broker wrote, not yet checked */
     size_t out_len, out_cap;
+    held_t *held;     /* completions of writes made while stalled, in order */
+    size_t n_held, cap_held;
+    size_t backlog;   /* unread bytes the fuzzer declared, counted in the connection's unsent */
     proto_ctx_t cctx; /* the client's decoding state */
 } fstream_t;
 
@@ -103,6 +121,23 @@ static void check_output(fstream_t *fs)
     fs->out_len -= off;
 }
 
+/* The client stops reading, with `backlog` bytes unread; 0 = it reads everything again. Completions
+ * held back run in order, with `status` (UV_ECANCELED when the stream is closing). */
+static void set_backlog(fstream_t *fs, size_t backlog, int status)
+{
+    conn_t *c = fs->s.owner;
+    c->unsent = c->unsent - fs->backlog + backlog;
+    fs->backlog = backlog;
+    fs->stalled = backlog > 0;
+    if (fs->stalled)
+        return;
+    for (size_t k = 0; k < fs->n_held; k++) /* a completion may write more: not held now */
+        fs->held[k].cb(fs->held[k].arg, status);
+    fs->n_held = 0;
+    if (status == 0 && c->state == CS_CONNECTED)
+        conn_schedule(c); /* writable again, as the completion of a write would say */
+}
+
 static int fs_start(stream_t *s)
 {
     (void)s;
@@ -126,7 +161,15 @@ static int fs_write(stream_t *s, const uv_buf_t *bufs, unsigned n, stream_write_
     }
     if (fs->out_len)
         check_output(fs);
-    cb(arg, 0); /* copied at once: the contract says cb may run before returning */
+    if (!fs->stalled) {
+        cb(arg, 0); /* copied at once: the contract says cb may run before returning */
+        return 0;
+    }
+    if (fs->n_held == fs->cap_held) {
+        fs->cap_held = fs->cap_held ? fs->cap_held * 2 : 8;
+        fs->held = realloc(fs->held, fs->cap_held * sizeof *fs->held);
+    }
+    fs->held[fs->n_held++] = (held_t){cb, arg};
     return 0;
 }
 
@@ -172,7 +215,9 @@ static void finish_close(int i, int status)
 {
     fstream_t *fs = slot[i];
     slot[i] = NULL;
+    set_backlog(fs, 0, UV_ECANCELED);
     fs->s.ev->on_closed(&fs->s, status, status ? "connection reset by peer" : "closed");
+    free(fs->held);
     free(fs->out);
     free(fs);
 }
@@ -333,7 +378,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (len > size - pos)
             len = size - pos;
         int i = (op & 3) % SLOTS;
-        switch ((op >> 2) & 3) {
+        switch ((op >> 2) & 7) {
         case 0:
         case 1:
             if (!slot[i])
@@ -346,10 +391,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             break;
         case 2:
+        case 6:
             if (slot[i]) {
                 slot[i]->peer_gone = true;
                 slot[i]->closing = true;
             }
+            break;
+        case 4:
+        case 5:
+            if (slot[i] && !slot[i]->closing)
+                set_backlog(slot[i], ((op >> 2) & 7) == 4 ? (len ? len : 1) * BACKLOG_UNIT : 0, 0);
+            len = 0;
             break;
         default:
             tick(len ? len : 1);

@@ -1,22 +1,33 @@
-"""Limits: max_packet_size checked from the fixed header, queued bytes, many connections."""
+"""Limits: max_packet_size checked from the fixed header, partial CONNECTs, queued messages and
+bytes, slow consumers, in-flight windows, subscriptions, connections, rates and memory_limit."""
 
 import os
+import re
 import resource
+import select
 import socket
 import time
 
 import pytest
 
-from conftest import IS_MOSQ, uid, assert_serves, props, wait_until, PacketTypes
+from conftest import (IS_MOSQ, PacketTypes, acemq_only, assert_serves, free_port, props, uid,
+                      wait_until)
 import mqttraw as m
+from test_metrics import scrape, start as with_metrics, val
+
+
+def status_kb(pid, key):
+    """A figure of /proc/PID/status in KiB: VmRSS (resident), VmData (private writable mappings,
+    which count memory that was allocated but never touched)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
 
 
 def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return status_kb(pid, "VmRSS")
 
 
 @pytest.mark.parametrize("version", [4, 5])
@@ -36,6 +47,48 @@ def test_huge_remaining_length_refused_without_allocation(make_broker, raws, ver
     else:
         assert pkts == [], pkts
     assert rss_kb(b.proc.pid) - before < 50 * 1024, "broker grew after a 200 MB claim"
+    assert_serves(b)
+
+
+@acemq_only
+def test_partial_connect_declaring_1mb_costs_little(make_broker1, raws):
+    """300 unauthenticated sockets each start a CONNECT that declares 1,000,000 bytes, send a few of
+    them and stall: the broker keeps what arrived, not what was declared (300 MB), and
+    connect_timeout closes every one of them."""
+    timeout = 2
+    b = make_broker1("connect_timeout %d" % timeout)
+    assert_serves(b)                    # the worker's arena exists before the measure
+    probe = raws(b, 5)
+    probe.connect(uid("probe"))
+    pid = b.proc.pid
+    rss0, data0 = status_kb(pid, "VmRSS"), status_kb(pid, "VmData")
+    start = b"\x10" + m.varint(1000000) + m.mqtt_str("MQTT") + b"\x05\x02\x00\x3c"
+    opened, socks = {}, []
+    try:
+        for _ in range(300):
+            s = socket.create_connection((b.host, b.port), timeout=5)
+            s.sendall(start)
+            opened[s] = time.monotonic()
+            socks.append(s)
+        open_now = list(socks)
+        # two loop turns after the last bytes arrived: the broker has read them all
+        assert held_open(probe) and held_open(probe)
+        rss, data = status_kb(pid, "VmRSS") - rss0, status_kb(pid, "VmData") - data0
+        assert rss < 40 * 1024, "RSS grew by %d KiB for 300 partial CONNECTs" % rss
+        assert data < 40 * 1024, "VmData grew by %d KiB for 300 partial CONNECTs" % data
+        lived = []
+        deadline = time.monotonic() + timeout + 10
+        while open_now and time.monotonic() < deadline:
+            for s in select.select(open_now, [], [], 0.5)[0]:
+                assert s.recv(16) == b"", "the broker answered a partial CONNECT"
+                lived.append(time.monotonic() - opened[s])
+                open_now.remove(s)
+        assert not open_now, "%d sockets outlived connect_timeout %d by 10 s" \
+            % (len(open_now), timeout)
+        assert min(lived) > timeout - 0.5 and max(lived) < timeout + 4, (min(lived), max(lived))
+    finally:
+        for s in socks:
+            s.close()
     assert_serves(b)
 
 
@@ -108,12 +161,6 @@ def test_many_clients_fan_out(broker, raws):
 
 
 # ---- limits of issue 8: each enforced, each shown -----------------------------------------------
-
-import re
-import select
-import socket
-
-from conftest import acemq_only, free_port, wait_until
 
 
 def refused(b, port=None, version=5):
@@ -252,7 +299,8 @@ def slow_reader(b):
 def test_memory_limit_sheds_load_and_recovers(make_broker1, raws):
     probe = make_broker1("memory_limit 1")   # always over: its log says what idle costs
     idle = wait_until(lambda: heap_used(probe.log()), 5, what="the idle heap figure")
-    b = make_broker1("memory_limit %d" % (idle + 4 * 1024 * 1024), "max_queued_messages 0")
+    b = with_metrics(make_broker1, "memory_limit %d" % (idle + 4 * 1024 * 1024),
+                     "max_queued_messages 0")
     time.sleep(1.2)
     assert not refused(b), "refused while idle:\n" + b.log()[-2000:]
     topic = uid("mem")
@@ -267,10 +315,64 @@ def test_memory_limit_sheds_load_and_recovers(make_broker1, raws):
     wait_until(lambda: "refusing new connections" in b.log(), 5, what="load shedding")
     assert refused(b), "a new connection was served over memory_limit"
     assert held_open(pub), "connected clients keep being served"
+    # The other half: QoS 0 to a consumer with a backlog is dropped and counted, while a consumer
+    # that keeps up (the publisher, subscribed now) gets every message: one at a time, and 20 in
+    # one write (queued in one loop turn, they wait for its flush: no backlog of its own).
+    assert pub.subscribe([(topic, 0)], pid=2).codes == [0]
+    before = val(scrape(b), "acemq_messages_dropped_total", reason="other")
+    for i in range(20):
+        pub.publish(topic, b"shed %d" % i)
+        assert pub.recv_type(m.PUBLISH).payload == b"shed %d" % i
+    pub.send(b"".join(m.publish(topic, b"burst %d" % i) for i in range(20)))
+    assert [pub.recv_type(m.PUBLISH).payload for _ in range(20)] == \
+        [b"burst %d" % i for i in range(20)]
+    wait_until(lambda: val(scrape(b), "acemq_messages_dropped_total", reason="other")
+               == before + 40, 5, what="40 drops counted")
+    assert "memory_limit reached: QoS 0 to a slow consumer" in b.log()
+    assert val(scrape(b), "acemq_messages_dropped_total", reason="queue_full") == 0
     slow.close()                          # its queue goes with its session
     wait_until(lambda: "back to normal" in b.log(), 5, what="the end of load shedding")
     wait_until(lambda: not refused(b), 3, what="connections accepted again")
     assert_serves(b)
+
+
+@acemq_only
+def test_slow_consumer_drops_counted_others_served(make_broker1, raws):
+    """A subscriber that does not read: its connection's writes pass the 1 MiB high-water, its
+    queue fills to max_queued_messages, then its deliveries are dropped and counted, while another
+    subscriber to the same topic gets every message in order and the publisher every PUBACK."""
+    b = with_metrics(make_broker1, "max_queued_messages 50")
+    topic = uid("slowc")
+    slow = slow_reader(b)
+    try:
+        slow.connect(uid("slow"))
+        slow.subscribe([(topic, 0)])      # QoS 0: only the write backpressure holds it back
+        good = raws(b, 5)
+        good.connect(uid("good"))
+        good.subscribe([(topic, 1)])
+        pub = raws(b, 5)
+        pub.connect(uid("pub"))
+        size, n, batch = 16 * 1024, 512, 8  # 8 MiB: the high-water, the kernel's buffers, 50 more
+        for first in range(0, n, batch):
+            for i in range(first, first + batch):
+                pub.publish(topic, b"%05d" % i + b"." * (size - 5), qos=1, pid=i + 1)
+            for i in range(first, first + batch):
+                p = good.recv_type(m.PUBLISH, 10)
+                assert int(p.payload[:5]) == i, "the good subscriber got %r" % p
+                good.send(m.puback(p.pid))
+            assert [pub.recv_type(m.PUBACK, 10).pid for _ in range(batch)] == \
+                list(range(first + 1, first + batch + 1))
+        assert held_open(pub) and held_open(good)
+        assert_serves(b)
+        dropped = val(scrape(b), "acemq_messages_dropped_total", reason="queue_full")
+        # it kept a full write buffer and a full queue before dropping anything
+        assert 0 < dropped <= n - 50 - (1 << 20) // size, dropped
+        got = [int(p.payload[:5]) for p in publishes(slow, 2.0)]
+        assert got == sorted(set(got)), "the slow consumer's messages are out of order"
+        assert len(got) + dropped == n, "%d delivered + %d dropped of %d" % (len(got), dropped, n)
+        wait_until(lambda: "reason=\"queue full\"" in b.log(), 3, what="a message_dropped line")
+    finally:
+        slow.close()
 
 
 @acemq_only
@@ -294,6 +396,26 @@ def test_topic_levels_and_length(make_broker1, raws):
     c2.publish("y" * 41, b"long")
     assert [(p.type, p.rc) for p in c2.wait_closed(3)] == [(m.DISCONNECT, 0x90)]
     wait_until(lambda: "topic longer or deeper" in b.log(), 3, what="a log line")
+
+
+@acemq_only
+@pytest.mark.parametrize("version,refused", [(5, 0x97), (4, 0x80)])
+def test_max_subscriptions(make_broker1, raws, version, refused):
+    b = make_broker1("max_subscriptions 5")
+    c = raws(b, version)
+    c.connect(uid("ms"))
+    mine = ["ms/%d" % k for k in range(5)]
+    assert c.subscribe([(f, 0) for f in mine]).codes == [0] * 5
+    ack = c.subscribe([("ms/new", 0), ("ms/2", 1), ("ms/new2", 1)], pid=2)
+    assert ack.codes == [refused, 1, refused], ack   # an existing filter is still granted
+    pub = raws(b, 5)
+    pub.connect(uid("msp"))
+    pub.publish("ms/new", b"refused")
+    pub.publish("ms/2", b"kept")
+    assert c.recv_type(m.PUBLISH).payload == b"kept"  # nothing from the refused filter
+    c.send(m.unsubscribe(3, ["ms/0"], version=version))
+    assert c.recv_type(m.UNSUBACK).pid == 3
+    assert c.subscribe([("ms/new", 0), ("ms/new2", 0)], pid=4).codes == [0, refused]
 
 
 @acemq_only
@@ -321,6 +443,38 @@ def test_max_properties_size(make_broker1, raws):
     assert_serves(b)
 
 
+def publishes(c, quiet=1.0):
+    """The PUBLISH packets c receives until nothing comes for `quiet` seconds."""
+    got = []
+    try:
+        while True:
+            p = c.recv(quiet)
+            if p.type == m.PUBLISH:
+                got.append(p)
+    except TimeoutError:
+        return got
+
+
+@acemq_only
+def test_max_inflight_messages(make_broker1, raws):
+    """The outbound window: a subscriber that asks for no Receive Maximum (65535) and never
+    acknowledges has exactly max_inflight_messages QoS 1 messages in flight."""
+    b = make_broker1("max_inflight_messages 3")
+    topic = uid("im")
+    s = raws(b, 5)
+    assert s.connect(uid("im")).prop(m.RECEIVE_MAXIMUM) == 3  # what it asks of clients
+    s.subscribe([(topic, 1)])
+    pub = raws(b, 5)
+    pub.connect(uid("imp"))
+    for i in range(10):
+        pub.publish(topic, b"%d" % i, qos=1, pid=i + 1)
+    got = publishes(s)
+    assert [p.payload for p in got] == [b"0", b"1", b"2"], got
+    s.send(m.puback(got[0].pid))           # room for one more, and only one
+    assert s.recv_type(m.PUBLISH).payload == b"3"
+    s.recv_nothing(0.5)
+
+
 @acemq_only
 def test_max_inflight_bytes(make_broker1, raws):
     b = make_broker1("max_inflight_bytes 3000", "max_inflight_messages 100")
@@ -332,14 +486,7 @@ def test_max_inflight_bytes(make_broker1, raws):
     pub.connect(uid("ibp"))
     for i in range(10):
         pub.publish(topic, b"%d" % i + b"." * 999, qos=1, pid=i + 1)
-    got = []
-    try:
-        while True:
-            p = s.recv(1.0)
-            if p.type == m.PUBLISH:
-                got.append(p)
-    except TimeoutError:
-        pass
+    got = publishes(s)
     assert len(got) == 3, "%d unacked 1000-byte messages in flight with max_inflight_bytes 3000" \
         % len(got)
     s.send(m.puback(got[0].pid))           # room for one more, and only one
