@@ -22,11 +22,14 @@ static int send_ack(conn_t *c, mqtt_type_t type, uint16_t id, uint8_t rc)
     return conn_send(c, &a);
 }
 
-/* An ack that promises the message is safe: with `fsync always` it waits for the disk. */
+/* An ack that promises the message is safe: with `fsync always` it waits for the disk. A PUBCOMP
+ * also waits under the other policies, until its record is written (not fsynced): a restart that
+ * lost it would keep the packet id pending, and the client's next QoS 2 message with that id,
+ * published after the restart, would be taken for a duplicate and never delivered. */
 static int ack_durable(conn_t *c, mqtt_type_t type, uint16_t id, uint8_t rc)
 {
     broker_t *b = c->w->b;
-    if (!b->store || !store_acks_wait(b->store))
+    if (!b->store || !(store_acks_wait(b->store) || type == MQTT_PUBCOMP))
         return send_ack(c, type, id, rc);
     store_ack_later(b->store, c, (uint8_t)type, id, rc);
     return 0;

@@ -178,6 +178,7 @@ static int open_store(broker_t *b, char *err, size_t cap)
     store_opts_t o = {.dir = cfg->persistence_location, .file = cfg->persistence_file,
                       .fsync = store_fsync_policy(cfg->fsync),
                       .autosave_interval = cfg->autosave_interval,
+                      .autosave_on_changes = cfg->autosave_on_changes,
                       .compact_ratio = cfg->persistence_compact_ratio};
     store_t *st;
     if (store_open(&st, &o, err, cap) < 0)

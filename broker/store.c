@@ -52,7 +52,8 @@ typedef struct {
 struct store {
     char path[4096];
     int policy;
-    uint64_t autosave_ms;
+    uint64_t autosave_ms;      /* compaction check every this many ms, or */
+    uint64_t autosave_changes; /* every this many records written (autosave_on_changes) */
     int ratio;
 
     pthread_mutex_t lock; /* everything up to `state` */
@@ -73,6 +74,7 @@ struct store {
     uint64_t log_bytes;
     sbuf_t wbuf;
     uint64_t last_sync, last_check;
+    uint64_t changes, checked_changes; /* records written to the log, and at the last check */
     bool dirty, write_failed;
 };
 
@@ -422,8 +424,8 @@ static void post_ready_acks(store_t *st)
 static void emit(store_t *st, const store_rec_t *r)
 {
     int rc = store_state_apply(&st->state, r);
-    if (rc > 0)
-        rc = store_rec_encode(&st->wbuf, r);
+    if (rc > 0 && (rc = store_rec_encode(&st->wbuf, r)) == 0)
+        st->changes++;
     if (rc < 0)
         log_error("store_record_lost", "record=%s error=\"%s\"", store_rec_name(r->type),
                   strerror(-rc));
@@ -519,15 +521,24 @@ static void compact(store_t *st)
              (unsigned long long)before, (unsigned long long)size);
 }
 
+/* The log is compacted when it is over ratio x live data and at least 1 MiB, or at a periodic
+ * check (autosave_interval seconds, or changes with autosave_on_changes) from 64 KiB. */
 static void maybe_compact(store_t *st, uint64_t now, bool requested)
 {
     uint64_t live = st->state.live_bytes + STORE_HEADER_SIZE;
     bool over = st->log_bytes > live * (uint64_t)st->ratio;
-    bool timer = st->autosave_ms && now - st->last_check >= st->autosave_ms;
-    if (timer)
-        st->last_check = now;
+    bool check;
+    if (st->autosave_changes) {
+        check = st->changes - st->checked_changes >= st->autosave_changes;
+        if (check)
+            st->checked_changes = st->changes;
+    } else {
+        check = st->autosave_ms && now - st->last_check >= st->autosave_ms;
+        if (check)
+            st->last_check = now;
+    }
     if (requested || (over && (st->log_bytes >= COMPACT_MIN_BYTES ||
-                               (timer && st->log_bytes >= COMPACT_TIMER_MIN_BYTES))))
+                               (check && st->log_bytes >= COMPACT_TIMER_MIN_BYTES))))
         compact(st);
 }
 
@@ -571,19 +582,37 @@ static bool has_work(const store_t *st)
            (st->n_waiters && st->waiters[0].seq <= st->durable_seq && !st->acks_off);
 }
 
+/* With st->lock held: sleeps until there is work or a timed duty. An idle writer wakes once a
+ * second (compaction checks); under everysec, data written since the last fsync is fsynced at
+ * last_sync + 1 s, not 1 s after whatever round came last. */
+static void wait_for_work(store_t *st)
+{
+    uint64_t ms = 1000;
+    if (st->policy == STORE_FSYNC_EVERYSEC && st->dirty) {
+        uint64_t now = clock_ms(), due = st->last_sync + 1000;
+        if (due <= now)
+            return;
+        ms = due - now;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&st->wake, &st->lock, &ts);
+}
+
 static void *writer_main(void *arg)
 {
     store_t *st = arg;
     pthread_setname_np(pthread_self(), "acemq-store");
     pthread_mutex_lock(&st->lock);
     for (;;) {
-        if (!has_work(st)) {
-            /* wake at least once a second: everysec fsync, compaction checks */
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += 1;
-            pthread_cond_timedwait(&st->wake, &st->lock, &ts);
-        }
+        if (!has_work(st))
+            wait_for_work(st);
         writer_round(st);
         if (st->stopping && !st->head)
             break;
@@ -621,7 +650,11 @@ static store_t *store_alloc(const store_opts_t *o)
     snprintf(st->path, sizeof st->path, "%s/%s", o->dir && *o->dir ? o->dir : ".",
              o->file && *o->file ? o->file : "acemq.db");
     st->policy = o->fsync;
-    st->autosave_ms = o->autosave_interval > 0 ? (uint64_t)o->autosave_interval * 1000u : 0;
+    uint64_t every = o->autosave_interval > 0 ? (uint64_t)o->autosave_interval : 0;
+    if (o->autosave_on_changes)
+        st->autosave_changes = every;
+    else
+        st->autosave_ms = every * 1000u;
     st->ratio = o->compact_ratio >= 2 ? o->compact_ratio : 4;
     st->fd = -1;
     st->next_seq = 1;
@@ -723,6 +756,22 @@ int store_compact(store_t *st)
         writer_round(st);
     pthread_mutex_unlock(&st->lock);
     return 0;
+}
+
+bool store_caught_up(store_t *st)
+{
+    pthread_mutex_lock(&st->lock);
+    bool done = !st->head && st->durable_seq + 1 == st->next_seq;
+    pthread_mutex_unlock(&st->lock);
+    return done;
+}
+
+void store_writer_round(store_t *st)
+{
+    pthread_mutex_lock(&st->lock);
+    if (!st->running)
+        writer_round(st);
+    pthread_mutex_unlock(&st->lock);
 }
 
 void store_close(store_t *st)

@@ -34,7 +34,8 @@ typedef struct {
     const char *dir;   /* persistence_location; NULL = current directory */
     const char *file;  /* persistence_file */
     int fsync;         /* STORE_FSYNC_* */
-    int autosave_interval; /* seconds between compaction checks; 0 = only on size */
+    int autosave_interval; /* seconds (or changes) between compaction checks; 0 = size only */
+    bool autosave_on_changes; /* autosave_interval counts records written, not seconds */
     int compact_ratio; /* compact when the log exceeds this many times the live data */
 } store_opts_t;
 
@@ -46,7 +47,9 @@ int store_fsync_policy(const char *name);
 int store_open(store_t **out, const store_opts_t *o, char *err, size_t cap);
 /* Rebuilds the broker from the replayed state: retained messages, durable sessions (offline,
  * tracked by the workers for expiry), their subscriptions, queued and in-flight deliveries and
- * incoming QoS 2 ids. Call before the workers start and before setting b->store. */
+ * incoming QoS 2 ids. Queued deliveries meet today's queue limits; the ones these drop are
+ * queued as `dropped` records, written once the writer starts. Call before the workers start
+ * and before setting b->store. */
 int store_restore(store_t *st, broker_t *b);
 /* Starts the writer thread. */
 int store_start(store_t *st);

@@ -6,7 +6,10 @@
  * rebuilding the broker does not write the same state again. Sessions come back offline, each
  * tracked by a worker (round robin) for its expiry, which restarts from the moment of the start:
  * the broker clock does not survive a reboot, and expiring sessions early would lose data.
- * Queued deliveries go through session_deliver, so today's queue limits apply to them.
+ * Queued deliveries go through session_deliver, so today's queue limits apply to them; each one
+ * they drop (queue full, QoS 0 not queued) is handed to the store as a `dropped` record, written
+ * once the writer starts, so that the file forgets it as memory did and it does not come back at
+ * a later start.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -50,7 +53,25 @@ static delivery_t to_delivery(const sdel_t *d)
     return x;
 }
 
-static int restore_session(broker_t *b, const ssess_t *e, worker_t *w, uint64_t now)
+/* Queues a replayed delivery again; true if today's limits dropped it (then a `dropped` record
+ * says that it left the queue). */
+static bool requeue(store_t *st, broker_t *b, session_t *s, const sdel_t *x)
+{
+    delivery_t d = to_delivery(x);
+    session_lock(s);
+    uint32_t before = s->q_len;
+    session_unlock(s);
+    session_deliver(b, s, &d); /* false (not authorized) leaves the queue as it was, too */
+    session_lock(s);
+    bool dropped = s->q_len == before;
+    if (dropped)
+        store_sent(st, s, d.msg, 0);
+    session_unlock(s);
+    return dropped;
+}
+
+static int restore_session(store_t *st, broker_t *b, const ssess_t *e, worker_t *w,
+                           uint64_t now, size_t *dropped)
 {
     session_t *s = session_new(e->client_id, e->id_len);
     if (!s)
@@ -83,10 +104,8 @@ static int restore_session(broker_t *b, const ssess_t *e, worker_t *w, uint64_t 
         delivery_t d = to_delivery(&e->out[i]);
         session_restore_inflight(s, e->out[i].pid, e->out[i].state, &d);
     }
-    for (uint32_t i = e->q_head; i < e->q_len; i++) {
-        delivery_t d = to_delivery(&e->queue[i]);
-        session_deliver(b, s, &d);
-    }
+    for (uint32_t i = e->q_head; i < e->q_len; i++)
+        *dropped += requeue(st, b, s, &e->queue[i]);
     worker_track_offline(w, s);
     return 0;
 }
@@ -113,14 +132,17 @@ int store_restore(store_t *st, broker_t *b)
     ptrvec_t v = sorted_sessions(s);
     uint64_t now = clock_ms();
     int err = 0;
+    size_t dropped = 0;
     for (size_t i = 0; i < v.n && err == 0; i++)
-        err = restore_session(b, v.v[i], &b->workers[i % (size_t)b->n_workers], now);
+        err = restore_session(st, b, v.v[i], &b->workers[i % (size_t)b->n_workers], now,
+                              &dropped);
     free(v.v);
     if (err < 0) {
         log_error("store_restore_failed", "error=\"%s\"", strerror(-err));
         return -1;
     }
-    log_notice("store_restored", "sessions=%zu retained=%zu", kv_count(s->sessions), rc.n);
+    log_notice("store_restored", "sessions=%zu retained=%zu queued_dropped=%zu",
+               kv_count(s->sessions), rc.n, dropped);
     return 0;
 }
 

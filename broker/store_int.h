@@ -168,6 +168,12 @@ int store_state_snapshot(store_state_t *s, int (*emit)(void *arg, const store_re
 /* The live state of an open store (store.c): restore and dump read it before the writer runs. */
 struct store;
 store_state_t *store_state_of(struct store *st);
+/* One round of the writer's work (write, fsync per policy, acks, compaction check) in the
+ * calling thread; only while the writer thread is not running (tests). */
+void store_writer_round(struct store *st);
+/* Whether the writer has written every operation queued so far (a compaction may still be
+ * running). For tests. */
+bool store_caught_up(struct store *st);
 
 /* ---- files (store_file.c) ------------------------------------------------------------------- */
 

@@ -2,10 +2,13 @@
  * tests/unit/test_store.c: the persistence store (broker/store*.c). Record encoding, replay of
  * every record type through the hooks the broker calls, the recovery rules for damaged files
  * (torn tail cut, damage in the middle refused with its offset, wrong version, garbage),
- * compaction, and the rebuild of a broker from a replayed store.
+ * a record with a valid checksum and a malformed body refused), compaction (by hand, automatic
+ * past the 1 MiB floor, autosave_on_changes), and the rebuild of a broker from a replayed store,
+ * whose queue limits reach the file.
  *
- * The store runs without its writer thread here: store_close() and store_compact() then do the
- * writer's work in the calling thread, which keeps the tests deterministic.
+ * The store mostly runs without its writer thread here: store_close(), store_compact() and
+ * store_writer_round() then do the writer's work in the calling thread, which keeps the tests
+ * deterministic. One test runs the thread, to show it compacts on its own.
  */
 #include "broker/log.h"
 #include "broker/retain.h"
@@ -17,6 +20,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char dir[256];
@@ -40,15 +44,21 @@ static void remove_dir(void)
     rmdir(dir);
 }
 
-static store_t *open_store(char *err, size_t cap)
+static store_t *open_store_opts(store_opts_t o, char *err, size_t cap)
 {
-    store_opts_t o = {.dir = dir, .file = "acemq.db", .fsync = STORE_FSYNC_NEVER,
-                      .compact_ratio = 4};
+    o.dir = dir;
+    o.file = "acemq.db";
     store_t *st = NULL;
     err[0] = 0;
     if (store_open(&st, &o, err, cap) < 0)
         return NULL;
     return st;
+}
+
+static store_t *open_store(char *err, size_t cap)
+{
+    return open_store_opts((store_opts_t){.fsync = STORE_FSYNC_NEVER, .compact_ratio = 4}, err,
+                           cap);
 }
 
 static long file_size(void)
@@ -405,6 +415,55 @@ TEST(garbage_is_refused)
     remove_dir();
 }
 
+/* Appends at `at` a `sent` record whose payload is 5 bytes instead of 18, framed and checksummed
+ * correctly. Returns its size. */
+static size_t put_malformed(uint8_t *at)
+{
+    at[0] = STORE_REC_MAGIC;
+    at[1] = SR_QSENT;
+    at[2] = 5;
+    at[3] = at[4] = at[5] = 0;
+    memcpy(at + 6, "\1\0\0\0\0", 5);
+    uint32_t crc = store_crc32(0, at, 11);
+    for (int i = 0; i < 4; i++)
+        at[11 + i] = (uint8_t)(crc >> (8 * i));
+    return 15;
+}
+
+TEST(malformed_record_with_a_valid_checksum_is_refused)
+{
+    char err[512], want[96];
+    uint8_t buf[8192];
+    fresh_dir();
+    store_t *st = open_store(err, sizeof err);
+    build_state(st);
+    store_close(st);
+    size_t n = read_file(buf, sizeof buf);
+    size_t bad = put_malformed(buf + n);
+    uint8_t type;
+    const uint8_t *pl;
+    uint32_t plen;
+    size_t total;
+    ASSERT_EQ(store_frame_check(buf + n, bad, &type, &pl, &plen, &total), FRAME_OK);
+    /* last in the file: an interrupted write does not leave a valid checksum, so no cut */
+    write_file(buf, n + bad);
+    ASSERT(open_store(err, sizeof err) == NULL);
+    snprintf(want, sizeof want, "offset %zu: malformed sent record (valid checksum)", n);
+    ASSERT(strstr(err, want) != NULL);
+    ASSERT(strstr(err, path) != NULL);
+    ASSERT_EQ(file_size(), (long)(n + bad));
+    /* in the middle, followed by a valid record: the same refusal */
+    store_rec_t r = {.type = SR_INADD, .sid = 1, .pid = 77};
+    sbuf_t b = {0};
+    store_rec_encode(&b, &r);
+    memcpy(buf + n + bad, b.p, b.len);
+    write_file(buf, n + bad + b.len);
+    sbuf_free(&b);
+    ASSERT(open_store(err, sizeof err) == NULL);
+    ASSERT(strstr(err, want) != NULL);
+    remove_dir();
+}
+
 TEST(torn_header_starts_empty)
 {
     char err[512];
@@ -456,6 +515,111 @@ TEST(compaction_preserves_state_and_shrinks_the_log)
     remove_dir();
 }
 
+/* Retained updates of one topic with a 1 KiB payload: each adds about 1 KiB to the log and
+ * nothing to the live data. */
+static void churn(store_t *st, int n)
+{
+    static char payload[1025];
+    memset(payload, 'p', 1024);
+    for (int i = 0; i < n; i++) {
+        msg_t *m = mk("churn", payload, 1, true);
+        store_retained(st, m);
+        msg_unref(m);
+    }
+}
+
+/* The promise of automatic compaction: the log is at most ratio x the live data, or under the
+ * 1 MiB floor below which size alone does not compact it. */
+static long log_bound(store_t *st, int ratio)
+{
+    return (long)((store_state_of(st)->live_bytes + STORE_HEADER_SIZE) * (uint64_t)ratio) +
+           (1L << 20);
+}
+
+TEST(automatic_compaction_keeps_the_log_bounded)
+{
+    char err[512];
+    fresh_dir();
+    store_t *st = open_store(err, sizeof err); /* ratio 4, no autosave_interval */
+    build_state(st);
+    long written = 0, prev = 0;
+    int shrunk = 0;
+    for (int round = 0; round < 64; round++) { /* 64 rounds of 64 KiB: 4 MiB through the log */
+        churn(st, 64);
+        store_writer_round(st);
+        long size = file_size();
+        ASSERT(size <= log_bound(st, 4));
+        shrunk += size < prev;
+        written += 64 * 1024;
+        prev = size;
+    }
+    ASSERT(written >= 4L << 20);
+    ASSERT(shrunk >= 3); /* compacted about every MiB, nobody asked */
+    store_close(st);
+    st = open_store(err, sizeof err);
+    ASSERT(st != NULL);
+    check_state_plus(st, 1);
+    store_close(st);
+    remove_dir();
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+TEST(the_writer_thread_compacts_on_its_own)
+{
+    char err[512];
+    fresh_dir();
+    store_t *st = open_store(err, sizeof err);
+    build_state(st);
+    churn(st, 1);
+    store_writer_round(st);
+    long bound = log_bound(st, 4); /* the live data no longer changes: one topic churns */
+    ASSERT_EQ(store_start(st), 0);
+    churn(st, 3 * 1024); /* 3 MiB */
+    long size = -1;
+    for (int i = 0; i < 1000; i++) { /* up to 10 s: everything written, then within the bound */
+        size = file_size();
+        if (store_caught_up(st) && size <= bound)
+            break;
+        sleep_ms(10);
+    }
+    ASSERT(store_caught_up(st));
+    ASSERT(size <= bound);
+    store_close(st);
+    remove_dir();
+}
+
+TEST(autosave_on_changes_checks_every_n_changes)
+{
+    char err[512];
+    fresh_dir();
+    store_opts_t o = {.fsync = STORE_FSYNC_NEVER, .compact_ratio = 4, .autosave_interval = 100,
+                      .autosave_on_changes = true};
+    store_t *st = open_store_opts(o, err, sizeof err);
+    ASSERT(st != NULL);
+    churn(st, 70); /* past the 64 KiB of a periodic check, 70 changes: no check yet */
+    store_writer_round(st);
+    ASSERT(file_size() > 70 * 1024);
+    churn(st, 40); /* 110 changes: checked, and compacted */
+    store_writer_round(st);
+    ASSERT(file_size() < 4096);
+    store_close(st);
+    remove_dir();
+    /* the same interval in seconds (the default meaning): 110 changes check nothing */
+    fresh_dir();
+    o.autosave_on_changes = false;
+    st = open_store_opts(o, err, sizeof err);
+    churn(st, 110);
+    store_writer_round(st);
+    ASSERT(file_size() > 110 * 1024);
+    store_close(st);
+    remove_dir();
+}
+
 /* ---- rebuilding a broker ---------------------------------------------------------------------- */
 
 static void release_retained(void *m)
@@ -469,6 +633,32 @@ static void count_match(void *arg, const router_match_t *m)
     (*(int *)arg)++;
 }
 
+static void broker_for_restore(broker_t *b)
+{
+    memset(b, 0, sizeof *b);
+    b->router = router_new();
+    b->retained = retain_new(release_retained);
+    b->registry = registry_new();
+    b->n_workers = 1;
+    b->workers = calloc(1, sizeof *b->workers);
+}
+
+static void broker_free_restored(broker_t *b)
+{
+    for (size_t i = 0; i < b->workers[0].offline.n; i++) {
+        session_t *s = b->workers[0].offline.v[i];
+        registry_lock(b->registry);
+        registry_remove(b->registry, s);
+        registry_unlock(b->registry);
+        session_unref(s);
+    }
+    free(b->workers[0].offline.v);
+    registry_free(b->registry);
+    router_free(b->router);
+    retain_free(b->retained);
+    free(b->workers);
+}
+
 TEST(restore_rebuilds_the_broker)
 {
     char err[512];
@@ -479,12 +669,7 @@ TEST(restore_rebuilds_the_broker)
     st = open_store(err, sizeof err);
     ASSERT(st != NULL);
     static broker_t b;
-    memset(&b, 0, sizeof b);
-    b.router = router_new();
-    b.retained = retain_new(release_retained);
-    b.registry = registry_new();
-    b.n_workers = 1;
-    b.workers = calloc(1, sizeof *b.workers);
+    broker_for_restore(&b);
     ASSERT_EQ(store_restore(st, &b), 0);
     ASSERT_EQ(retain_count(b.retained), 1);
     registry_lock(b.registry);
@@ -504,16 +689,53 @@ TEST(restore_rebuilds_the_broker)
     ASSERT_EQ(hits, 1);
     ASSERT_EQ(b.workers[0].offline.n, 1);
     store_close(st);
-    for (size_t i = 0; i < b.workers[0].offline.n; i++)
-        session_unref(b.workers[0].offline.v[i]);
-    free(b.workers[0].offline.v);
-    registry_lock(b.registry);
-    registry_remove(b.registry, s);
-    registry_unlock(b.registry);
-    registry_free(b.registry);
-    router_free(b.router);
-    retain_free(b.retained);
-    free(b.workers);
+    broker_free_restored(&b);
+    remove_dir();
+}
+
+TEST(restore_drops_over_the_limits_reach_the_file)
+{
+    char err[512];
+    fresh_dir();
+    store_t *st = open_store(err, sizeof err);
+    session_t *q = durable(st, "q", 600);
+    msg_t *m[6];
+    session_lock(q);
+    for (int i = 0; i < 6; i++) { /* m1 is QoS 0 */
+        char p[16];
+        snprintf(p, sizeof p, "m%d", i);
+        m[i] = mk("q/x", p, 1, false);
+        delivery_t d = {.msg = m[i], .qos = i == 1 ? 0 : 1};
+        store_queued(st, q, &d);
+    }
+    session_unlock(q);
+    store_close(st);
+    st = open_store(err, sizeof err);
+    ASSERT(st != NULL);
+    ASSERT_EQ(find_session(st, "q")->q_len, 6);
+    static broker_t b;
+    broker_for_restore(&b);
+    b.lim.max_queued = 3; /* and queue_qos0 off: m1 is not kept, m4 and m5 do not fit */
+    ASSERT_EQ(store_restore(st, &b), 0);
+    ASSERT_EQ(b.workers[0].offline.n, 1);
+    session_t *s = b.workers[0].offline.v[0];
+    ASSERT_EQ(s->q_len, 3);
+    store_writer_round(st); /* the writer starts: the drops reach the file */
+    store_close(st);
+    st = open_store(err, sizeof err);
+    ASSERT(st != NULL);
+    ssess_t *e = find_session(st, "q");
+    ASSERT(e != NULL);
+    ASSERT_EQ(e->q_len - e->q_head, 3);
+    const char *want[] = {"m0", "m2", "m3"};
+    for (int i = 0; i < 3; i++)
+        ASSERT_MEM_EQ(e->queue[e->q_head + (uint32_t)i].m->msg->payload, want[i], 2);
+    ASSERT_EQ(kv_count(store_state_of(st)->msgs), 3);
+    store_close(st);
+    broker_free_restored(&b);
+    for (int i = 0; i < 6; i++)
+        msg_unref(m[i]);
+    session_unref(q);
     remove_dir();
 }
 
@@ -550,9 +772,14 @@ int main(void)
     RUN(damage_in_the_middle_is_refused_with_its_offset);
     RUN(wrong_version_is_refused);
     RUN(garbage_is_refused);
+    RUN(malformed_record_with_a_valid_checksum_is_refused);
     RUN(torn_header_starts_empty);
     RUN(compaction_preserves_state_and_shrinks_the_log);
+    RUN(automatic_compaction_keeps_the_log_bounded);
+    RUN(the_writer_thread_compacts_on_its_own);
+    RUN(autosave_on_changes_checks_every_n_changes);
     RUN(restore_rebuilds_the_broker);
+    RUN(restore_drops_over_the_limits_reach_the_file);
     RUN(dump_prints_the_contents);
     return test_summary();
 }
