@@ -79,14 +79,29 @@ def uid(prefix="t"):
 class Broker:
     """One broker process. host, port, proc; log() returns its stderr so far."""
 
-    def __init__(self, lines=(), workers=1):
+    def __init__(self, lines=(), workers=1, whole_file=None, port=None):
+        """whole_file: the config's lines as they are (for directives that must come before the
+        first listener); port is then the listener the broker is waited on."""
         self.dir = tempfile.mkdtemp(prefix="acemq-it-")
         self.host = HOST
-        self.port = free_port()
+        self.port = port or free_port()
         self.workers = workers
         self.stopped_by_test = False  # a test that stops the broker itself and checks exit 0
         self.conf = os.path.join(self.dir, "broker.conf")
         self.logpath = os.path.join(self.dir, "stderr.log")
+        cfg = list(whole_file) if whole_file is not None else self._config(lines, workers)
+        with open(self.conf, "w") as f:
+            f.write("\n".join(cfg) + "\n")
+        self.logfile = open(self.logpath, "wb")
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1:halt_on_error=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        self.proc = subprocess.Popen([broker_binary(), "-c", self.conf], stdout=self.logfile,
+                                     stderr=subprocess.STDOUT if IS_MOSQ else self.logfile,
+                                     stdin=subprocess.DEVNULL, env=env)
+        self._wait_listening()
+
+    def _config(self, lines, workers):
         cfg = ["listener %d %s" % (self.port, HOST), "allow_anonymous true", "log_dest stderr"]
         if not IS_MOSQ:
             cfg.append("workers %d" % workers)
@@ -99,16 +114,7 @@ class Broker:
             cfg.append(line)
         if IS_MOSQ:
             cfg.append("log_type all" if "log_type" not in keys else "")
-        with open(self.conf, "w") as f:
-            f.write("\n".join(cfg) + "\n")
-        self.logfile = open(self.logpath, "wb")
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1:halt_on_error=1")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        self.proc = subprocess.Popen([broker_binary(), "-c", self.conf], stdout=self.logfile,
-                                     stderr=subprocess.STDOUT if IS_MOSQ else self.logfile,
-                                     stdin=subprocess.DEVNULL, env=env)
-        self._wait_listening()
+        return cfg
 
     def _wait_listening(self, timeout=10.0):
         deadline = time.monotonic() + timeout

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import uid, mosquitto_pub, mosquitto_sub_start, wait_until
+from conftest import uid, mosquitto_pub, mosquitto_sub_start
 import mqttraw as m
 
 VERSIONS = ["mqttv31", "mqttv311", "mqttv5"]

@@ -1,9 +1,10 @@
 """Several listeners on one broker, IPv4 and IPv6: each accepts clients and messages cross
-between them."""
+between them; with per_listener_settings each has its own anonymous access."""
 import socket
+import types
 
 import mqttraw as m
-from conftest import acemq_only, free_port, uid, wait_until
+from conftest import HOST, IS_MOSQ, Broker, free_port, mosquitto_pub, uid, wait_until
 
 
 def _accepts(host, port):
@@ -44,3 +45,24 @@ def _accepts_v6_loopback():
         return True
     except OSError:
         return False
+
+
+def test_per_listener_anonymous(make_broker1, clients):
+    # per_listener_settings true: listener A lets anonymous clients in, listener B does not.
+    pa, pb = free_port(), free_port()
+    lines = ["per_listener_settings true",
+             "listener %d %s" % (pa, HOST), "allow_anonymous true",
+             "listener %d %s" % (pb, HOST), "allow_anonymous false"]
+    lines += ["log_dest stderr"] + (["log_type all"] if IS_MOSQ else ["workers 1"])
+    a = Broker(whole_file=lines, port=pa)
+    make_broker1.brokers.append(a)                 # stopped and checked at the end of the test
+    wait_until(lambda: _accepts(HOST, pb), what="listener B")
+    b = types.SimpleNamespace(host=HOST, port=pb)
+    for protocol, refusal in ((5, 0x87), (4, 5)):
+        clients(a, protocol=protocol)                       # CONNACK 0 asserted
+        clients(b, protocol=protocol, expect_rc=refusal)
+    for version in ("mqttv311", "mqttv5"):
+        r = mosquitto_pub(a, "-V", version, "-t", uid("anon"), "-m", "x")
+        assert r.returncode == 0, r.stderr
+        r = mosquitto_pub(b, "-V", version, "-t", uid("anon"), "-m", "x")
+        assert r.returncode != 0, r

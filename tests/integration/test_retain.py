@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from conftest import (IS_MOSQ, uid, assert_serves, mosquitto_pub, mosquitto_sub_start, SubscribeOptions)
+from conftest import uid, assert_serves, mosquitto_pub, SubscribeOptions
 import mqttraw as m
 
 
@@ -119,6 +119,31 @@ def test_retain_as_published(broker, raws, clients, rap):
     p2 = c.recv_type(m.PUBLISH)
     assert (p1.payload, p1.retain) == (b"r", bool(rap))
     assert (p2.payload, p2.retain) == (b"n", False)
+
+
+@pytest.mark.parametrize("rh", [0, 1, 2])
+def test_retain_handling_paho(broker, clients, rh):
+    topic = uid("rh")
+    clients(broker).publish(topic, b"kept", qos=1, retain=True)
+    c = clients(broker)
+    opts = SubscribeOptions(qos=1, retainHandling=rh)
+    for first in (True, False):                     # subscribe, then the same again
+        assert c.subscribe(topic, options=opts) == [1]
+        if rh == 0 or (rh == 1 and first):
+            msg = c.get()
+            assert (msg.payload, msg.retain) == (b"kept", True)
+        c.no_message(0.2)
+
+
+@pytest.mark.parametrize("rap", [False, True])
+def test_retain_as_published_paho(broker, clients, rap):
+    topic = uid("rap")
+    c = clients(broker)
+    c.subscribe(topic, options=SubscribeOptions(qos=0, retainAsPublished=rap))
+    pub = clients(broker, protocol=4)
+    pub.publish(topic, b"r", qos=1, retain=True)
+    pub.publish(topic, b"n", qos=1)
+    assert [(x.payload, x.retain) for x in c.get_n(2)] == [(b"r", rap), (b"n", False)]
 
 
 def test_retain_not_available(make_broker, raws):

@@ -1,6 +1,7 @@
 """$SYS topics: the Mosquitto names, published every sys_interval."""
 
 import re
+import subprocess
 import time
 
 import pytest
@@ -109,3 +110,31 @@ def test_sys_not_writable_by_clients(sys_broker, raws):
             break
         assert p.payload != b"forged"
     assert real
+
+
+def test_sys_with_paho(sys_broker, clients):
+    c = clients(sys_broker, protocol=4)
+    c.subscribe("$SYS/broker/clients/connected", 0)
+    c.subscribe("$SYS/broker/uptime", 0)
+    seen = {}
+
+    def counted_me():
+        for msg in c.drain(0.3):
+            assert NUMBER.match(msg.payload), (msg.topic, msg.payload)
+            seen[msg.topic] = int(msg.payload.split()[0])
+        return seen.get("$SYS/broker/clients/connected", 0) >= 1 and "$SYS/broker/uptime" in seen
+    wait_until(counted_me, 5, interval=0, what="$SYS values counting this client")
+
+
+def test_sys_with_mosquitto_sub(sys_broker):
+    def sub(*args):
+        return subprocess.run(["mosquitto_sub", "-h", sys_broker.host, "-p", str(sys_broker.port),
+                               "-V", "mqttv5", "-C", "1", "-v"] + list(args),
+                              capture_output=True, timeout=10)
+    r = sub("-t", "$SYS/broker/uptime", "-W", "5")
+    assert r.returncode == 0, r.stderr
+    topic, value = r.stdout.decode().strip().split(" ", 1)
+    assert topic == "$SYS/broker/uptime" and NUMBER.match(value.encode()), r.stdout
+    # "#" matches no $SYS topic: neither the retained values nor the next updates.
+    r = sub("-t", "#", "-W", "2")
+    assert r.returncode != 0 and r.stdout == b"", r.stdout

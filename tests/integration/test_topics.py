@@ -1,8 +1,10 @@
 """Topic matching (+, #, $-topics), shared subscriptions, subscription options, (un)subscribe."""
 
+import time
+
 import pytest
 
-from conftest import IS_MOSQ, mosquitto_deviation, uid, assert_serves, props, PacketTypes, SubscribeOptions
+from conftest import mosquitto_deviation, uid, assert_serves, props, PacketTypes, SubscribeOptions
 import mqttraw as m
 
 MATCH_TOPICS = ["a/b/c", "a/b", "a", "a//c", "/x", "a/b/c/d", "b/b/c"]
@@ -38,12 +40,34 @@ def test_wildcard_matching(broker, raws):
     pub.send(m.pingreq())
     pub.recv_type(m.PINGRESP)
     for filt, c in subs.items():
-        want = MATCH_TABLE[filt]
-        if filt == "+/#":    # "<base>/+/#" also matches "<base>/a" ("#" matches the parent)
-            want = MATCH_TOPICS
+        want = expected_matches(filt)
         got = [c.recv_type(m.PUBLISH).payload.decode() for _ in want]
         assert sorted(got) == sorted(want), filt
         c.recv_nothing(0.1)
+
+
+def expected_matches(filt):
+    """The topics of MATCH_TOPICS that "<base>/<filt>" matches under "<base>/"."""
+    if filt == "+/#":    # "<base>/+/#" also matches "<base>/a" ("#" matches the parent)
+        return MATCH_TOPICS
+    return MATCH_TABLE[filt]
+
+
+def test_wildcard_matching_paho(broker, clients):
+    base = uid("m")
+    subs = {}
+    for i, filt in enumerate(MATCH_TABLE):
+        c = clients(broker, protocol=4 if i % 2 else 5)
+        assert c.subscribe(base + "/" + filt, 0) == [0]
+        subs[filt] = c
+    pub = clients(broker)
+    for t in MATCH_TOPICS:
+        pub.publish(base + "/" + t, t.encode(), qos=1)
+    for filt, c in subs.items():
+        want = expected_matches(filt)
+        assert sorted(x.payload.decode() for x in c.get_n(len(want))) == sorted(want), filt
+    time.sleep(0.2)
+    assert all(c.messages.empty() for c in subs.values()), "a message matched a filter too many"
 
 
 def test_dollar_topics_not_matched_by_leading_wildcards(broker, raws):
@@ -73,6 +97,23 @@ def test_dollar_topics_not_matched_by_leading_wildcards(broker, raws):
         except TimeoutError:
             break
         assert p.type == m.PUBLISH and p.topic == normal, p
+
+
+def test_dollar_topics_paho(broker, clients):
+    t = "$" + uid("dollar") + "/x"
+    wild = clients(broker)
+    wild.subscribe("#", 0)
+    wild.subscribe("+/x", 0)
+    explicit = clients(broker, protocol=4)
+    explicit.subscribe(t.split("/")[0] + "/#", 0)
+    pub = clients(broker)
+    pub.publish(t, b"dollar", qos=1)
+    assert explicit.get().topic == t
+    normal = uid("plain") + "/x"
+    pub.publish(normal, b"plain", qos=1)
+    # The plain message (once per filter at most), never the $ one.
+    got = [wild.get()] + wild.drain(0.3)
+    assert [x.topic for x in got] in ([normal], [normal, normal]), [x.topic for x in got]
 
 
 def shared_group_run(b, clients, protocol, n_msgs=30):
@@ -105,6 +146,11 @@ def shared_group_run(b, clients, protocol, n_msgs=30):
     assert all(len(p) > 0 for p in per), [len(p) for p in per]
     # Round robin: nobody is starved.
     assert min(len(p) for p in per) >= n_msgs // 6, [len(p) for p in per]
+    if b.workers == 1:
+        # One loop, and a publisher that waits for each PUBACK: the members take turns, so each
+        # gets every third message (docs/architecture.md: one member per group, round robin).
+        assert [len({x % 3 for x in p}) for p in per] == [1, 1, 1], per
+        assert [len(p) for p in per] == [n_msgs // 3] * 3, per
 
 
 @pytest.mark.parametrize("protocol", [4, 5])
@@ -140,10 +186,7 @@ def test_subscription_identifiers(broker, raws, clients):
     c.recv_type(m.SUBACK)
     c.send(m.subscribe(3, [(base + "/#", 0)]))            # no identifier
     c.recv_type(m.SUBACK)
-    pub = clients(broker)
-    pub.publish(base + "/c", b"only-plus")
-    pub.publish(base + "/c/d", b"only-hash")
-    pub.publish(base + "/b", b"all")
+    publish_for_sub_ids(broker, clients, base)
     copies = {}
     while True:
         try:
@@ -151,11 +194,49 @@ def test_subscription_identifiers(broker, raws, clients):
         except TimeoutError:
             break
         copies.setdefault(p.payload, []).append(p.props_all(m.SUBSCRIPTION_ID))
-    # One copy with all identifiers, or one copy per matching subscription.
-    assert sorted(sum(copies[b"only-plus"], [])) == [5]
-    assert sorted(sum(copies[b"only-hash"], [])) == []
-    assert sorted(sum(copies[b"all"], [])) == [5, 300]
-    assert len(copies[b"all"]) in (1, 3)
+    check_subscription_ids(copies)
+
+
+def publish_for_sub_ids(b, clients, base):
+    pub = clients(b)
+    pub.publish(base + "/c", b"only-plus")
+    pub.publish(base + "/c/d", b"only-hash")
+    pub.publish(base + "/b", b"all")
+
+
+def check_subscription_ids(copies):
+    """copies: payload -> [identifiers of each copy] for subscriptions <base>/+ (5), <base>/b
+    (300) and <base>/# (none): one copy with all identifiers, or one per subscription."""
+    assert sorted(sum(copies[b"only-plus"], [])) == [5], copies
+    assert sorted(sum(copies[b"only-hash"], [])) == [], copies
+    assert sorted(sum(copies[b"all"], [])) == [5, 300], copies
+    assert len(copies[b"all"]) in (1, 3), copies
+
+
+def test_subscription_identifiers_paho(broker, clients):
+    base = uid("sid")
+    c = clients(broker)
+    c.subscribe(base + "/+", 0, properties=props(PacketTypes.SUBSCRIBE, SubscriptionIdentifier=5))
+    c.subscribe(base + "/b", 0, properties=props(PacketTypes.SUBSCRIBE,
+                                                 SubscriptionIdentifier=300))
+    c.subscribe(base + "/#", 0)
+    publish_for_sub_ids(broker, clients, base)
+    copies = {}
+    for msg in c.get_n(3) + c.drain(0.4):
+        ids = getattr(msg.properties, "SubscriptionIdentifier", [])
+        copies.setdefault(msg.payload, []).append(ids)
+    check_subscription_ids(copies)
+
+
+def test_no_local_paho(broker, clients):
+    topic = uid("nl")
+    me = clients(broker)
+    assert me.subscribe(topic, options=SubscribeOptions(qos=1, noLocal=True)) == [1]
+    other = clients(broker, protocol=4)
+    me.publish(topic, b"mine", qos=1)
+    other.publish(topic, b"theirs", qos=1)
+    assert me.get().payload == b"theirs"
+    me.no_message(0.3)
 
 
 def test_no_local(broker, raws):

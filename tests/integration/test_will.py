@@ -2,12 +2,13 @@
 
 import select
 import signal
-import subprocess
 import time
 
+from paho.mqtt.reasoncodes import ReasonCodes
 import pytest
 
-from conftest import IS_MOSQ, mosquitto_deviation, uid, wait_until, mosquitto_sub_start
+from conftest import (mosquitto_deviation, uid, wait_until, mosquitto_sub_start, props,
+                      PacketTypes)
 import mqttraw as m
 
 
@@ -178,3 +179,63 @@ def test_will_from_mosquitto_sub(broker, raws, clients):
             s.wait()
     p = w.recv_type(m.PUBLISH)
     assert p.payload == b"sub-died"
+
+
+# The same with paho as the client that leaves a will.
+
+def paho_watcher(clients, b, topic, protocol=5):
+    w = clients(b, protocol=protocol)
+    assert w.subscribe(topic, 1) == [1]
+    return w
+
+
+def test_will_delay_paho(broker, clients):
+    topic = uid("wd")
+    w = paho_watcher(clients, broker, topic, protocol=4)
+    will = {"topic": topic, "payload": b"gone", "qos": 1,
+            "properties": props(PacketTypes.WILLMESSAGE, WillDelayInterval=2)}
+    c = clients(broker, will=will, properties=props(PacketTypes.CONNECT, SessionExpiryInterval=30))
+    c.kill()
+    t0 = time.monotonic()
+    msg = w.get(timeout=5)
+    elapsed = time.monotonic() - t0
+    assert msg.payload == b"gone"
+    assert 1.5 <= elapsed <= 3.9, elapsed
+
+
+def test_will_properties_paho(broker, clients):
+    topic = uid("wp")
+    w = paho_watcher(clients, broker, topic)
+    wprops = props(PacketTypes.WILLMESSAGE, ContentType="text/plain",
+                   UserProperty=[("k", "v1"), ("k", "v2")], MessageExpiryInterval=120,
+                   PayloadFormatIndicator=1, ResponseTopic="reply/here",
+                   CorrelationData=b"\x00\x01corr")
+    c = clients(broker, will={"topic": topic, "payload": "h\u00e9llo".encode(), "qos": 1,
+                              "properties": wprops})
+    c.kill()
+    msg = w.get()
+    assert msg.payload == "h\u00e9llo".encode()
+    p = msg.properties
+    assert p.ContentType == "text/plain"
+    assert p.UserProperty == [("k", "v1"), ("k", "v2")]
+    assert 0 < p.MessageExpiryInterval <= 120
+    assert p.PayloadFormatIndicator == 1
+    assert p.ResponseTopic == "reply/here"
+    assert p.CorrelationData == b"\x00\x01corr"
+
+
+@pytest.mark.parametrize("rc", [0x04, 0x00], ids=["with-will", "normal"])
+def test_disconnect_reason_paho(broker, clients, rc):
+    # DISCONNECT 0x04 (Disconnect with Will Message) publishes the will; 0x00 does not.
+    topic = uid("will")
+    w = paho_watcher(clients, broker, topic)
+    c = clients(broker, will={"topic": topic, "payload": b"gone", "qos": 1})
+    c.c.disconnect(reasoncode=ReasonCodes(PacketTypes.DISCONNECT, identifier=rc))
+    assert c.disconnected.wait(3)
+    if rc == 0x04:
+        assert w.get().payload == b"gone"
+    else:
+        time.sleep(0.1)
+        clients(broker).publish(topic, b"marker", qos=1)
+        assert w.get().payload == b"marker"
+    w.no_message(0.4)
