@@ -310,6 +310,7 @@ static int take_claims(conn_t *c, const ace_claims_t *cl, bool introspected)
     if (grant_from_claims(c->authc->pol, cl, bearer_ok(c, cl, introspected), &g) < 0)
         return -1;
     authc_set_grant(c, g);
+    c->authc->kind = ADMIT_ACE;
     c->anonymous = false;
     conn_set_username(c, cl->sub, strlen(cl->sub));
     return 0;
@@ -553,7 +554,8 @@ static auth_result_t connect_311(conn_t *c, const mqtt_connect_t *k)
         free(tok);
         auth_result_t r = {.verdict = AUTH_DENY, .rc3 = MQTT311_CONNACK_BAD_CREDENTIALS,
                            .rc5 = MQTT_RC_BAD_USER_OR_PASSWORD,
-                           .why = "user name is not ace + base64url(token)"};
+                           .why = "user name is not ace + base64url(token)",
+                           .reason = "bad_credentials"};
         return r;
     }
     if (!k->has_password || k->password.len == 0) {
@@ -592,7 +594,8 @@ auth_result_t ace_connect(conn_t *c, const mqtt_connect_t *k, policy_t *p)
     auth_result_t cont = {.verdict = AUTH_CONTINUE};
     auth_result_t bad = {.verdict = AUTH_DENY, .rc5 = MQTT_RC_BAD_AUTH_METHOD,
                          .rc3 = MQTT311_CONNACK_BAD_CREDENTIALS,
-                         .why = "authentication method not supported"};
+                         .why = "authentication method not supported",
+                         .reason = "bad_auth_method"};
     conn_set_username(c, NULL, 0); /* never a token in the logs */
     if (!p->trust)
         return bad;

@@ -188,14 +188,11 @@ void auth_install(conn_t *c)
     session_t *s = c->session;
     session_lock(s);
     grant_t *old = s->grant;
-    s->grant = g ? grant_ref(g) : NULL;
+    s->grant = grant_ref(g);
     session_unlock(s);
     grant_unref(old);
     ace_timer_arm(c, g ? g->deadline : 0);
 }
-
-/* auth_conn_t.kind of a client admitted by its certificate (a GRANT_USER grant): for the metrics */
-enum { KIND_CERTIFICATE = GRANT_ACE + 1 };
 
 void auth_connected(conn_t *c)
 {
@@ -207,8 +204,7 @@ void auth_connected(conn_t *c)
         a->grant->client_id = strdup(conn_id(c));
     auth_install(c);
     static const char *const kinds[] = {"none", "anonymous", "password", "ace", "certificate"};
-    int kind = a->kind == KIND_CERTIFICATE || !a->grant ? a->kind : a->grant->kind;
-    metrics_count_auth(c->w->b, 1, kinds[kind]);
+    metrics_count_auth(c->w->b, 1, kinds[a->kind]);
     /* A connection with nothing left to check (no grant, no ACE: an open listener) keeps no
      * authentication state: idle connections are the common case and each byte counts. */
     if (!a->grant && !a->pol->trust && !a->ace_method && !a->job && !a->timer)
@@ -235,17 +231,18 @@ void auth_session_free(session_t *s)
 
 /* ---- CONNECT without a token ------------------------------------------------------------------ */
 
-static auth_result_t deny(uint8_t rc5, uint8_t rc3, const char *why)
+static auth_result_t deny(uint8_t rc5, uint8_t rc3, const char *reason, const char *why)
 {
-    auth_result_t r = {.verdict = AUTH_DENY, .rc5 = rc5, .rc3 = rc3, .why = why};
+    auth_result_t r = {.verdict = AUTH_DENY, .rc5 = rc5, .rc3 = rc3, .why = why, .reason = reason};
     return r;
 }
 
-static auth_result_t allow_as(conn_t *c, int kind, const char *user, const ace_acl_t *acl)
+static auth_result_t allow_as(conn_t *c, int kind, int admitted, const char *user,
+                              const ace_acl_t *acl)
 {
     auth_result_t ok = {.verdict = AUTH_ALLOW};
     auth_conn_t *a = c->authc;
-    a->kind = (uint8_t)kind;
+    a->kind = (uint8_t)admitted;
     c->anonymous = kind == GRANT_ANON;
     if (!acl && !a->pol->trust) {
         /* nothing to check later: no grant, which allows everything (grant_allows) */
@@ -255,7 +252,8 @@ static auth_result_t allow_as(conn_t *c, int kind, const char *user, const ace_a
     grant_t *g = grant_new(a->pol, kind);
     if (!g || (user && !(g->username = strdup(user)))) {
         grant_unref(g);
-        return deny(MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_UNAVAILABLE, "out of memory");
+        return deny(MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_UNAVAILABLE, "server_unavailable",
+                    "out of memory");
     }
     g->acl = acl;
     authc_set_grant(c, g);
@@ -268,14 +266,14 @@ static auth_result_t password_connect(conn_t *c, const mqtt_connect_t *k, const 
     char user[256];
     if (k->username.len >= sizeof user)
         return deny(MQTT_RC_BAD_USER_OR_PASSWORD, MQTT311_CONNACK_BAD_CREDENTIALS,
-                    "user name too long");
+                    "bad_credentials", "user name too long");
     memcpy(user, k->username.p, k->username.len);
     user[k->username.len] = 0;
     if (!k->has_password ||
         ace_pwfile_check(pw, user, k->password.p, k->password.len) != 0)
         return deny(MQTT_RC_BAD_USER_OR_PASSWORD, MQTT311_CONNACK_NOT_AUTHORIZED,
-                    "bad user name or password");
-    return allow_as(c, GRANT_USER, user, acl);
+                    "bad_credentials", "bad user name or password");
+    return allow_as(c, GRANT_USER, ADMIT_PASSWORD, user, acl);
 }
 
 /* A TLS-PSK connection whose identity names a token uploaded to authz-info (RFC 9202). */
@@ -295,9 +293,10 @@ static auth_result_t psk_connect(conn_t *c, ace_claims_t *cl)
     int rc = grant_from_claims(c->authc->pol, cl, false, &g);
     ace_claims_free(cl);
     if (rc < 0)
-        return deny(MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
+        return deny(MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED, "token_invalid",
                     "stored token's scope not understood");
     authc_set_grant(c, g);
+    c->authc->kind = ADMIT_ACE;
     c->authc->pop_done = true; /* the PSK handshake proved the key */
     c->anonymous = false;
     conn_set_username(c, g->username, g->username ? strlen(g->username) : 0);
@@ -309,7 +308,8 @@ auth_result_t auth_connect(conn_t *c, const mqtt_connect_t *k)
 {
     auth_conn_t *a = authc_get(c);
     if (!a)
-        return deny(MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_UNAVAILABLE, "out of memory");
+        return deny(MQTT_RC_SERVER_UNAVAILABLE, MQTT311_CONNACK_UNAVAILABLE, "server_unavailable",
+                    "out of memory");
     policy_t *p = a->pol;
     const acemq_listener_t *l = conn_listener(c);
     bool has_method = c->version == MQTT_V5 && (k->props.present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD));
@@ -327,29 +327,29 @@ auth_result_t auth_connect(conn_t *c, const mqtt_connect_t *k)
         return password_connect(c, k, pw, acl);
     if (k->has_username && p->trust && c->version != MQTT_V5)
         return deny(MQTT_RC_BAD_USER_OR_PASSWORD, MQTT311_CONNACK_BAD_CREDENTIALS,
-                    "user name is not ace + base64url(token)");
+                    "bad_credentials", "user name is not ace + base64url(token)");
     if (l && l->use_identity_as_username && c->stream && stream_is_tls(c->stream)) {
         /* the client certificate, already verified by the TLS layer, names the user */
         tls_info_t info;
         if (tls_session_info(c->stream, &info) < 0 || !info.cert_identity)
             return deny(MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
+                        "certificate_refused",
                         "use_identity_as_username: no client certificate identity");
         conn_set_username(c, info.cert_identity, strlen(info.cert_identity));
-        auth_result_t r = allow_as(c, GRANT_USER, info.cert_identity, acl);
-        c->authc->kind = KIND_CERTIFICATE;
+        auth_result_t r = allow_as(c, GRANT_USER, ADMIT_CERTIFICATE, info.cert_identity, acl);
         c->anonymous = false;
         return r;
     }
     if (!l || l->allow_anonymous) {
         conn_set_username(c, NULL, 0);
-        return allow_as(c, GRANT_ANON, NULL, acl);
+        return allow_as(c, GRANT_ANON, ADMIT_ANONYMOUS, NULL, acl);
     }
     if (p->trust && c->version == MQTT_V5) {
         ace_refuse_hint(c, MQTT311_CONNACK_NOT_AUTHORIZED, "no token and anonymous access is off");
         auth_result_t r = {.verdict = AUTH_CONTINUE};
         return r;
     }
-    return deny(MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED,
+    return deny(MQTT_RC_NOT_AUTHORIZED, MQTT311_CONNACK_NOT_AUTHORIZED, "anonymous_refused",
                 "anonymous access is not allowed on this listener");
 }
 

@@ -20,6 +20,7 @@ typedef struct {
     uint8_t rc5;       /* MQTT 5 CONNACK reason when denied */
     uint8_t rc3;       /* MQTT 3.1.1 CONNACK return code when denied */
     const char *why;   /* for the log */
+    const char *reason; /* when denied: the fixed word it is counted under in the metrics */
     mqtt_str_t method; /* Authentication Method to echo in CONNACK, if any */
 } auth_result_t;
 

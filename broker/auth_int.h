@@ -71,6 +71,10 @@ typedef struct policy { /* immutable after policy_build() */
 
 enum { GRANT_ANON = 1, GRANT_USER, GRANT_ACE };
 
+/* How a CONNECT was admitted (auth_conn_t.kind), for the metrics: what the grant cannot say
+ * (a certificate user has a GRANT_USER grant, an open listener no grant at all). */
+enum { ADMIT_ANONYMOUS = 1, ADMIT_PASSWORD, ADMIT_ACE, ADMIT_CERTIFICATE };
+
 typedef struct grant {
     atomic_int refs;
     int kind;
@@ -91,7 +95,7 @@ typedef struct auth_conn {
     policy_t *pol;
     grant_t *grant;
     uint8_t phase;
-    uint8_t kind;       /* GRANT_* the CONNECT was admitted as (for metrics when grant is NULL) */
+    uint8_t kind;       /* ADMIT_*: how the CONNECT was admitted (metrics) */
     bool ace_method;    /* CONNECT carried Authentication Method "ace": AUTH packets allowed */
     bool exporter_used; /* the TLS exporter PoP may be used once per TLS session */
     bool pop_done;      /* a token was presented with a valid PoP: re-authentication allowed */

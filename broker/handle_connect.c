@@ -17,7 +17,6 @@
 #include "broker/log.h"
 #include "broker/metrics.h"
 #include "broker/store.h"
-#include "tls/tls.h"
 
 static int refuse(conn_t *c, uint8_t rc5, uint8_t rc3, const char *why)
 {
@@ -41,29 +40,6 @@ static int refuse_auth(conn_t *c, uint8_t rc5, uint8_t rc3, const char *why, con
 {
     metrics_count_auth(c->w->b, 0, reason);
     return refuse(c, rc5, rc3, why);
-}
-
-/* The word a refusal by auth_connect() is counted under, from its MQTT 5 reason code (set for
- * 3.1.1 clients too) and the listener. 0x87 there means that nothing admitted the client: on a
- * use_identity_as_username listener, no certificate identity; elsewhere anonymous access is off
- * (a user name without a password file is anonymous), or, rarely, a token stored through
- * authz-info gave no usable grant. A token's own refusals are counted in ace_connect.c, which
- * answers them itself. */
-static const char *denial_reason(const conn_t *c, uint8_t rc5)
-{
-    const acemq_listener_t *l = conn_listener(c);
-    switch (rc5) {
-    case MQTT_RC_BAD_USER_OR_PASSWORD:
-        return "bad_credentials";
-    case MQTT_RC_BAD_AUTH_METHOD:
-        return "bad_auth_method";
-    case MQTT_RC_NOT_AUTHORIZED:
-        if (l && l->use_identity_as_username && c->stream && stream_is_tls(c->stream))
-            return "certificate_refused";
-        return "anonymous_refused";
-    default:
-        return "server_unavailable";
-    }
 }
 
 static void read_client_props(conn_t *c, const mqtt_connect_t *k)
@@ -355,7 +331,7 @@ int handle_connect(conn_t *c, mqtt_packet_t *p)
             c->state = CS_AUTH;
         return c->state == CS_CLOSING ? -1 : 0;
     default:
-        return refuse_auth(c, r.rc5, r.rc3, r.why, denial_reason(c, r.rc5));
+        return refuse_auth(c, r.rc5, r.rc3, r.why, r.reason);
     }
 }
 

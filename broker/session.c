@@ -262,6 +262,19 @@ static bool window_open(const broker_t *b, const session_t *s, const conn_t *c, 
     return !max || s->n_out == 0 || s->out_bytes + m->payload_len <= max;
 }
 
+/* A delivery that will never go out: counted under `counter` (and as a drop the log tells of,
+ * unless why is NULL), its store record closed, its reference released. */
+static void discard(broker_t *b, session_t *s, msg_t *m, atomic_uint_fast64_t *counter,
+                    const char *why)
+{
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+    if (why)
+        count_drop(b, s, why);
+    if (b->store)
+        store_sent(b->store, s, m, 0);
+    msg_unref(m);
+}
+
 /* Sends one delivery; returns false if it had to stay queued (window full). */
 static bool send_one(broker_t *b, session_t *s, conn_t *c, delivery_t *d, uint64_t now)
 {
@@ -274,11 +287,8 @@ static bool send_one(broker_t *b, session_t *s, conn_t *c, delivery_t *d, uint64
     }
     fill_publish(&pkt, d, id, false, now);
     if (c->client_max_packet && proto_encoded_size(&pkt, c->version) > c->client_max_packet) {
-        atomic_fetch_add_explicit(&b->stats.dropped_too_large, 1, memory_order_relaxed);
-        count_drop(b, s, "larger than the client's Maximum Packet Size");
-        if (b->store)
-            store_sent(b->store, s, d->msg, 0);
-        msg_unref(d->msg);
+        discard(b, s, d->msg, &b->stats.dropped_too_large,
+                "larger than the client's Maximum Packet Size");
         return true;
     }
     conn_send_publish(c, &pkt, d->msg);
@@ -307,26 +317,18 @@ unsigned session_flush(broker_t *b, session_t *s, conn_t *c)
     while (s->conn == c && s->q_len > 0 && conn_writable(c)) {
         delivery_t *head = &s->queue[s->q_head];
         if (msg_expired(head->msg, now)) {
-            atomic_fetch_add_explicit(&b->stats.dropped_expired, 1, memory_order_relaxed);
-            delivery_t d = queue_pop(s);
-            if (b->store)
-                store_sent(b->store, s, d.msg, 0);
-            msg_unref(d.msg);
-            continue;
-        }
-        if (!auth_conn_may_receive(c, head->msg->topic, head->msg->topic_len)) {
-            /* queued while the grant allowed it (or while offline): c's grant says no now */
-            atomic_fetch_add_explicit(&b->stats.dropped_not_authorized, 1, memory_order_relaxed);
-            count_drop(b, s, "not authorized for the subscriber");
-            delivery_t d = queue_pop(s);
-            if (b->store)
-                store_sent(b->store, s, d.msg, 0);
-            msg_unref(d.msg);
+            discard(b, s, queue_pop(s).msg, &b->stats.dropped_expired, NULL);
             continue;
         }
         if (head->qos > 0 && !window_open(b, s, c, head->msg))
             break;
         delivery_t d = queue_pop(s);
+        if (!auth_conn_may_receive(c, d.msg->topic, d.msg->topic_len)) {
+            /* queued while a grant allowed it (or while offline): c's grant says no now */
+            discard(b, s, d.msg, &b->stats.dropped_not_authorized,
+                    "not authorized for the subscriber");
+            continue;
+        }
         send_one(b, s, c, &d, now);
         sent++;
     }
