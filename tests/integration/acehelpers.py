@@ -28,6 +28,9 @@ import mqttraw
 
 LABEL = b"EXPORTER-ACE-MQTT-Sign-Challenge"
 AUD = "acemq-test"
+AS_URI = "https://as.example/token"  # what the ace_env brokers name in their AS hints
+NOT_AUTHORIZED = 0x87
+SCOPE = [["s/#", ["pub", "sub"]]]
 
 
 def b64u(b):
@@ -245,3 +248,16 @@ class TlsRaw(mqttraw.RawClient):
             self.raw.close()
         except OSError:
             pass
+
+
+class Env:
+    """A broker started by the ace_env fixture (conftest.py), with its issuer and directory."""
+
+    def __init__(self, b, iss, d):
+        self.b, self.iss, self.dir = b, iss, d
+
+    def tls(self, version=5, psk=None):
+        return TlsRaw(self.b.host, self.b.tls_port, version, 5.0, psk)
+
+    def token(self, scope, key, **kw):
+        return self.iss.cwt(claims(scope, key, **kw))

@@ -1,4 +1,5 @@
-"""Fixtures of the integration suite: a real broker on a free port, and clients to talk to it.
+"""Fixtures of the integration suite: a real broker on a free port, and clients to talk to it; also
+brokers with ACE on (ace_env) and the TLS test PKI (pki, made by tlshelp.py).
 
 The broker is acemqd ($ACEMQD, or $ACEMQ_BUILD/acemqd, or build/acemqd) unless ACEMQ_BROKER=mosquitto,
 which runs /usr/sbin/mosquitto with the same configuration (acemq-only directives dropped) so that every
@@ -24,6 +25,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 import pytest
 
 import mqttraw
+from acehelpers import AS_URI, AUD, Env, Issuer, make_cert
+from tlshelp import pki  # noqa: F401 (a fixture, registered here for every module)
 
 BROKER = os.environ.get("ACEMQ_BROKER", "acemqd")
 IS_MOSQ = BROKER == "mosquitto"
@@ -59,6 +62,15 @@ def free_port():
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def connectable(port, host=HOST):
+    """True if a TCP connection to host:port is accepted now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def wait_until(cond, timeout=5.0, interval=0.02, what="condition"):
@@ -122,11 +134,9 @@ class Broker:
             if self.proc.poll() is not None:
                 raise AssertionError("broker exited with %s at start:\n%s"
                                      % (self.proc.returncode, self.log()))
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.02)
+            if connectable(self.port, self.host):
+                return
+            time.sleep(0.02)
         raise AssertionError("broker not listening on %d after %.0fs:\n%s"
                              % (self.port, timeout, self.log()))
 
@@ -482,3 +492,29 @@ def mosquitto_pub(b, *args, timeout=10):
 def mosquitto_sub_start(b, *args):
     return subprocess.Popen(["mosquitto_sub", "-h", b.host, "-p", str(b.port)] + list(args),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+# ---------------------------------------------------------------------------------------------
+# ACE brokers (tokens, keys and TLS sessions: acehelpers.py; the client's side: acetestenv.py)
+
+@pytest.fixture
+def ace_env(make_broker1, tmp_path):
+    """ace_env(global_lines, tls_lines, issuer_kind, workers, issuer) starts a broker with ACE on:
+    the issuer (a new one in tmp_path unless given), audience AUD, AS hint AS_URI, no clock skew,
+    public/# open to anyone, and a TLS listener on b.tls_port with a self-signed certificate and
+    tls_lines. Returns an acehelpers.Env."""
+    def start(global_lines=(), tls_lines=(), issuer_kind="es256", workers=1, issuer=None):
+        d = str(tmp_path)
+        iss = issuer or Issuer(d, "as1", issuer_kind)
+        crt, key = make_cert(d)
+        tport = free_port()
+        b = make_broker1("ace_audience " + AUD, iss.config(), "ace_clock_skew 0",
+                         "ace_as_hint " + AS_URI, "ace_public_topic public/# pubsub",
+                         *global_lines, "listener %d 127.0.0.1" % tport, "certfile " + crt,
+                         "keyfile " + key, *tls_lines, workers=workers)
+        b.tls_port = tport
+        wait_until(lambda: connectable(tport, b.host) or not b.alive(), what="TLS listener")
+        assert b.alive(), b.log()
+        return Env(b, iss, d)
+
+    return start

@@ -4,17 +4,9 @@ response table of ace-profile.md §3, expiry, re-authentication, authz-info + TL
 password/ACL files and bearer mode.
 """
 
-import base64
-import hashlib
-import json
 import os
-import pathlib
-import shutil
-import tempfile
 import signal
-import socket
 import ssl
-import struct
 import threading
 import time
 
@@ -24,109 +16,13 @@ from paho.mqtt.properties import Properties
 import pytest
 
 import mqttraw
-from acehelpers import (AUD, Issuer, PopKey, TlsRaw, ace_props, auth_data, auth_packet, b64u,
-                        claims, make_cert, psk_identity)
-from conftest import IS_MOSQ, free_port, uid, wait_until
+from acehelpers import (AS_URI, AUD, NOT_AUTHORIZED, SCOPE, Issuer, PopKey, ace_props, auth_data,
+                        auth_packet, b64u, claims, psk_identity)
+from acetestenv import IntrospectionAS, connect_a, connect_b, hint_of, pw_line, reauth
+from acetestenv import tmp_path  # noqa: F401 (our own tmp_path fixture)
+from conftest import IS_MOSQ, uid, wait_until
 
 pytestmark = pytest.mark.skipif(IS_MOSQ, reason="ACE is acemq's")
-
-AS_URI = "https://as.example/token"
-NOT_AUTHORIZED = 0x87
-
-
-class Env:
-    def __init__(self, b, iss, d):
-        self.b, self.iss, self.dir = b, iss, d
-
-    def tls(self, version=5, psk=None):
-        return TlsRaw(self.b.host, self.b.tls_port, version, 5.0, psk)
-
-    def token(self, scope, key, **kw):
-        return self.iss.cwt(claims(scope, key, **kw))
-
-
-def port_open(host, port):
-    try:
-        socket.create_connection((host, port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def tmp_path():
-    """Our own directory: pytest's shared basetemp is pruned by concurrent pytest runs."""
-    d = tempfile.mkdtemp(prefix="acemq-ace-")
-    yield pathlib.Path(d)
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def ace_env(make_broker1, tmp_path):
-    made = []
-
-    def start(global_lines=(), tls_lines=(), issuer_kind="es256", workers=1, issuer=None):
-        d = str(tmp_path)
-        iss = issuer or Issuer(d, "as1", issuer_kind)
-        crt, key = make_cert(d)
-        tport = free_port()
-        b = make_broker1("ace_audience " + AUD, iss.config(), "ace_clock_skew 0",
-                         "ace_as_hint " + AS_URI, "ace_public_topic public/# pubsub",
-                         *global_lines, "listener %d 127.0.0.1" % tport, "certfile " + crt,
-                         "keyfile " + key, *tls_lines, workers=workers)
-        b.tls_port = tport
-        wait_until(lambda: port_open(b.host, tport) or not b.alive(), what="TLS listener")
-        assert b.alive(), b.log()
-        e = Env(b, iss, d)
-        made.append(e)
-        return e
-
-    yield start
-
-
-def connect_a(c, token, key, cid=None, zero_ctx=True, expect=0, will=None, pop=None):
-    """CONNECT Form A: token + PoP over the TLS exporter value."""
-    pop = pop if pop is not None else key.pop(c.exporter(zero_ctx))
-    return c.connect(cid or uid("a"), properties=ace_props(auth_data(token, pop)),
-                     expect_rc=expect, will=will)
-
-
-def connect_b(c, token, key, cid=None, expect=0):
-    """CONNECT Form B: token only, then the AUTH 0x18 nonce exchange."""
-    c.send(mqttraw.connect(cid or uid("b"), 5, properties=ace_props(auth_data(token))))
-    p = c.recv(5)
-    if p.type == mqttraw.CONNACK:
-        assert p.rc == expect, p
-        return p
-    assert p.type == mqttraw.AUTH and p.rc == 0x18, p
-    nonce = p.prop(mqttraw.AUTH_DATA)
-    assert len(nonce) == 8
-    cn = os.urandom(8)
-    c.send(auth_packet(0x18, cn + key.pop(nonce + cn)))
-    ack = c.recv_type(mqttraw.CONNACK)
-    assert ack.rc == expect, ack
-    return ack
-
-
-def reauth(c, token, key, good_pop=True):
-    c.send(auth_packet(0x19, auth_data(token)))
-    p = c.recv_type(mqttraw.AUTH)
-    assert p.rc == 0x18, p
-    nonce = p.prop(mqttraw.AUTH_DATA)
-    cn = os.urandom(8)
-    pop = key.pop(nonce + cn) if good_pop else bytes(32)
-    c.send(auth_packet(0x18, cn + pop))
-    return c.recv(5)
-
-
-def hint_of(ack):
-    for name, value in ack.props_all(mqttraw.USER_PROPERTY):
-        if name == "ace_as_hint":
-            return json.loads(value)
-    return None
-
-
-SCOPE = [["s/#", ["pub", "sub"]]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -577,12 +473,6 @@ def test_v311_username_password(ace_env):
         c.connect(uid(), username="bob!", password=b"pw", expect_rc=4)
 
 
-def pw_line(user, password):
-    salt = os.urandom(12)
-    h = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101, 64)
-    return "%s:$7$101$%s$%s" % (user, base64.b64encode(salt).decode(), base64.b64encode(h).decode())
-
-
 def test_password_and_acl_files(ace_env, tmp_path):
     pwf, aclf = tmp_path / "passwd", tmp_path / "acl"
     pwf.write_text(pw_line("alice", "wonder") + "\n")
@@ -651,48 +541,14 @@ def test_reload_keeps_connections_and_serves_new_ones(ace_env):
         assert old.recv_type(mqttraw.PUBACK).rc in (0, 0x10)
 
 
-class _AS:
-    """A local RFC 7662 introspection endpoint: token -> JSON answer (None = inactive)."""
-
-    def __init__(self, answers):
-        import http.server
-
-        outer = self
-        self.answers = answers
-        self.requests = []
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                from urllib.parse import parse_qs
-                tok = parse_qs(body)["token"][0]
-                outer.requests.append((self.headers.get("Authorization"), tok))
-                ans = outer.answers.get(tok) or {"active": False}
-                data = json.dumps(ans).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a):
-                pass
-
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.port = self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.srv.shutdown()
-
-
 def test_reference_token_introspection(ace_env, tmp_path):
     key = PopKey("sym")
     active, inactive = "ref-" + os.urandom(8).hex(), "ref-" + os.urandom(8).hex()
     now = int(time.time())
-    srv = _AS({active: {"active": True, "aud": AUD, "exp": now + 60, "iss": "as1",
-                        "scope": [["r/#", ["pub", "sub"]]],
-                        "cnf": {"jwk": {"kty": "oct", "k": b64u(key.k), "kid": "r1"}}}})
+    srv = IntrospectionAS({active: {
+        "active": True, "aud": AUD, "exp": now + 60, "iss": "as1",
+        "scope": [["r/#", ["pub", "sub"]]],
+        "cnf": {"jwk": {"kty": "oct", "k": b64u(key.k), "kid": "r1"}}}})
     secret = tmp_path / "secret"
     secret.write_text("s3cret\n")
     try:

@@ -14,11 +14,11 @@ import time
 import pytest
 
 import mqttraw
-from acehelpers import (AUD, PopKey, ace_props, auth_data, auth_packet, b64u_decode, claims,
-                        exi_cti, psk_identity)
+from acehelpers import (AS_URI, AUD, NOT_AUTHORIZED, SCOPE, PopKey, ace_props, auth_data,
+                        auth_packet, b64u_decode, claims, exi_cti, psk_identity)
+from acetestenv import connect_a, connect_b, hint_of, reauth
+from acetestenv import tmp_path  # noqa: F401 (our own tmp_path fixture)
 from conftest import IS_MOSQ, uid
-from test_ace import (AS_URI, NOT_AUTHORIZED, SCOPE, ace_env, connect_a, connect_b,  # noqa: F401
-                      hint_of, reauth, tmp_path)
 
 pytestmark = pytest.mark.skipif(IS_MOSQ, reason="ACE is acemq's")
 

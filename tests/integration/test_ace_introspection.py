@@ -19,11 +19,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import mqttraw
-from acehelpers import PopKey, auth_packet, b64u
+from acehelpers import AUD, NOT_AUTHORIZED, SCOPE, PopKey, auth_packet, b64u
+from acetestenv import connect_a, connect_b, hint_of
+from acetestenv import tmp_path  # noqa: F401 (our own tmp_path fixture)
 from conftest import IS_MOSQ, free_port, uid
-from test_ace import (AUD, NOT_AUTHORIZED, SCOPE, ace_env, connect_a, connect_b,  # noqa: F401
-                      hint_of, tmp_path)
-from test_introspect import make_cert
+from tlshelp import self_signed
 
 pytestmark = pytest.mark.skipif(IS_MOSQ, reason="ACE is acemq's")
 
@@ -35,7 +35,7 @@ class AS:
     after SLOW_S seconds, anything else is inactive."""
 
     def __init__(self, d, key):
-        crt, keyfile = make_cert(d, "localhost")
+        crt, keyfile = self_signed(d, "localhost")
         self.cafile, self.key, self.seen = crt, key, []
         outer = self
 

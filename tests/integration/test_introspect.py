@@ -22,7 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+from conftest import ROOT, free_port
+from tlshelp import self_signed
+
 BUILD = os.environ.get("ACEMQ_BUILD", os.path.join(ROOT, "build"))
 TOOL = os.path.join(BUILD, "acemq-introspect")
 CLIENT_ID, SECRET = "acemq-broker", "s3cr3t:with%odd chars"
@@ -96,20 +98,6 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_cert(d, cn):
-    key, crt = os.path.join(d, cn + ".key"), os.path.join(d, cn + ".crt")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + cn,
-                    "-addext", "subjectAltName=DNS:" + cn], check=True, capture_output=True)
-    return crt, key
-
-
 @pytest.fixture(scope="module")
 def tmp():
     d = tempfile.mkdtemp(prefix="acemq-introspect-")
@@ -131,7 +119,7 @@ def start_as(crt, key, tls=True):
 
 @pytest.fixture(scope="module")
 def as_https(tmp):
-    crt, key = make_cert(tmp, "localhost")
+    crt, key = self_signed(tmp, "localhost")
     srv = start_as(crt, key)
     yield srv, "https://localhost:%d/introspect" % srv.server_address[1], crt
     srv.shutdown()
@@ -226,13 +214,13 @@ def test_slow_as_times_out(as_https, secret_file):
 
 def test_untrusted_certificate(as_https, secret_file, tmp):
     _, url, _ = as_https
-    other_ca, _ = make_cert(tmp, "other.example")
+    other_ca, _ = self_signed(tmp, "other.example")
     rc, out = run(url, "good-token", secret_file, other_ca)
     assert rc == 2 and out[0]["code"] == -45
 
 
 def test_name_mismatch(tmp, secret_file):
-    crt, key = make_cert(tmp, "as.example")  # trusted, but issued for another name
+    crt, key = self_signed(tmp, "as.example")  # trusted, but issued for another name
     srv = start_as(crt, key)
     try:
         url = "https://localhost:%d/introspect" % srv.server_address[1]

@@ -13,7 +13,7 @@ import pytest
 from conftest import (IS_MOSQ, PacketTypes, acemq_only, assert_serves, free_port, props, uid,
                       wait_until)
 import mqttraw as m
-from test_metrics import scrape, start as with_metrics, val
+from metricshelp import scrape, start as with_metrics, val
 
 
 def status_kb(pid, key):

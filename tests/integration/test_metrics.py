@@ -8,69 +8,21 @@ import urllib.error
 import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from acehelpers import AUD, NOT_AUTHORIZED, SCOPE, PopKey, b64u
+from acetestenv import IntrospectionAS, connect_b, pw_line
+from acetestenv import tmp_path as ace_tmp_path  # noqa: F401 (a fixture: our own directory)
 from conftest import HOST, acemq_only, acemqd_path, free_port, uid, wait_until
+from metricshelp import get, metrics_url, scrape, series, start, val
 import mqttraw as m
-from test_ace import pw_line
-from test_tls import mq, mq_tls, pki, tls_lines  # noqa: F401 (pki: a fixture)
+from tlshelp import mq, mq_tls, tls_lines
 
 pytestmark = acemq_only
-
-
-def start(make_broker, *lines, sys_interval=0):
-    """A broker with metrics on a free port; no $SYS by default (so retained counts are ours)."""
-    for attempt in range(3):
-        port = free_port()
-        try:
-            b = make_broker("metrics_listener %d 127.0.0.1" % port,
-                            "sys_interval %d" % sys_interval, *lines)
-            break
-        except AssertionError as e:  # free_port() can hand the fixture's own port out again
-            if attempt == 2 or "metrics_listener: cannot listen" not in str(e):
-                raise
-    b.metrics_url = "http://%s:%d" % (HOST, port)
-    wait_until(lambda: connectable(port), what="the metrics listener")  # bound after MQTT's
-    return b
-
-
-def connectable(port):
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
 def mbroker(make_broker):
     return start(make_broker)
-
-
-def get(url, timeout=5.0):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, r.headers, r.read().decode()
-
-
-def scrape(b):
-    """{(sample name, ((label, value), ...)): value} from a parsed /metrics."""
-    status, headers, text = get(b.metrics_url + "/metrics")
-    assert status == 200
-    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def val(samples, name, **labels):
-    return samples[(name, tuple(sorted(labels.items())))]
-
-
-def series(samples, name, label):
-    """{label value: value} of every series of a metric with one label."""
-    return {dict(lab)[label]: v for (n, lab), v in samples.items() if n == name}
 
 
 def test_counters_match_traffic(mbroker, clients):
@@ -316,8 +268,7 @@ def test_metrics_listener_default_address(make_broker1):
         except AssertionError as e:
             if attempt == 2 or "metrics_listener: cannot listen" not in str(e):
                 raise
-    wait_until(lambda: connectable(port), what="the metrics listener")
-    assert get("http://%s:%d/healthz" % (HOST, port))[0] == 200
+    assert get(metrics_url(port) + "/healthz")[0] == 200
     assert "event=listening address=127.0.0.1:%d protocol=http purpose=metrics" % port in b.log()
     other = non_loopback_address()
     if other:  # the same port on another address of this host is not served
@@ -399,26 +350,21 @@ def test_no_fsync_without_persistence(mbroker, clients):
         assert histogram(s, "acemq_introspection_seconds", outcome=outcome)[0] == 0
 
 
-# The ACE broker, tokens and the fake AS of test_ace.py (imported, not copied).
-from test_ace import (AUD, NOT_AUTHORIZED, SCOPE, PopKey, _AS, ace_env, b64u,  # noqa: E402,F401
-                      connect_b, tmp_path as ace_tmp_path)
-
-
 def test_token_validations_and_introspection(ace_env, ace_tmp_path):
     key = PopKey("sym")
     active, inactive = "ref-" + uid("a"), "ref-" + uid("i")
     now = int(time.time())
-    srv = _AS({active: {"active": True, "aud": AUD, "exp": now + 60, "iss": "as1",
-                        "scope": [["r/#", ["pub", "sub"]]],
-                        "cnf": {"jwk": {"kty": "oct", "k": b64u(key.k), "kid": "r1"}}}})
+    srv = IntrospectionAS({active: {
+        "active": True, "aud": AUD, "exp": now + 60, "iss": "as1",
+        "scope": [["r/#", ["pub", "sub"]]],
+        "cnf": {"jwk": {"kty": "oct", "k": b64u(key.k), "kid": "r1"}}}})
     secret = ace_tmp_path / "secret"
     secret.write_text("s3cret\n")
     mport = free_port()
     try:
         e = ace_env(global_lines=("ace_introspection http://127.0.0.1:%d/introspect broker %s"
                                   % (srv.port, secret), "metrics_listener %d 127.0.0.1" % mport))
-        e.b.metrics_url = "http://%s:%d" % (HOST, mport)
-        wait_until(lambda: connectable(mport), what="the metrics listener")
+        e.b.metrics_url = metrics_url(mport)
         with e.tls() as c:  # a self-contained token, verified here
             connect_b(c, e.token(SCOPE, key), key)
         with e.tls() as c:

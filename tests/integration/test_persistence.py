@@ -21,19 +21,19 @@ the fsync, that everysec does not wait, and that concurrent records share one fs
 everysec fsync deadline; damaged files; the dump tool.
 """
 
+import collections
 import os
 import signal
 import struct
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 import zlib
 
 import pytest
 
 from conftest import HOST, IS_MOSQ, SANITIZER_MARKS, acemqd_path, free_port
+from metricshelp import metrics_url, scrape, val
 import mqttraw as M
 
 pytestmark = pytest.mark.skipif(IS_MOSQ, reason="acemq's store")
@@ -43,7 +43,8 @@ DURABLE = [(M.SESSION_EXPIRY, 3600)]
 
 class Daemon:
     """acemqd on a fixed port and data directory, started again after each kill. metrics=True
-    adds a metrics listener (fsync_count()); env adds to the daemon's environment."""
+    adds a metrics listener (metrics_url, set by start(); fsync_count()); env adds to the daemon's
+    environment."""
 
     def __init__(self, tmp, fsync="always", extra=(), metrics=False, env=None):
         self.tmp = str(tmp)
@@ -53,8 +54,8 @@ class Daemon:
         self.logpath = os.path.join(self.tmp, "stderr.log")
         self.base = ["listener %d %s" % (self.port, HOST), "allow_anonymous true", "workers 2",
                      "persistence true", "persistence_location " + self.data, "fsync " + fsync]
+        self.metrics_port = free_port() if metrics else None
         if metrics:
-            self.metrics_port = free_port()
             self.base.append("metrics_listener %d %s" % (self.metrics_port, HOST))
         self.env = dict(os.environ, **(env or {}))
         # the queue limit would drop (and count) messages of a fast stream to a slow
@@ -78,9 +79,12 @@ class Daemon:
             try:
                 with M.RawClient(HOST, self.port, 5, 1.0) as c:  # MQTT answers: store loaded
                     c.connect("probe-%d" % time.monotonic_ns())
-                return self
             except (OSError, TimeoutError, M.Closed):
                 time.sleep(0.05)
+                continue
+            if self.metrics_port:
+                self.metrics_url = metrics_url(self.metrics_port)
+            return self
         raise AssertionError("acemqd not serving:\n" + self.log())
 
     def kill9(self):
@@ -225,9 +229,9 @@ def start_thread(fn, *args):
     return t
 
 
-def crash_run(d, qos, stream_seconds=0.8, resume=Publisher.resume):
-    """Retained message + durable subscriber + publisher stream, kill -9 in the middle, restart,
-    resume(publisher, connection) finishes the publisher's interrupted flows. Returns (publisher,
+def crash_run(d, qos, stream_seconds=0.8):
+    """Retained message + durable subscriber + publisher stream, kill -9 in the middle, restart;
+    the publisher finishes its interrupted flows (Publisher.resume). Returns (publisher,
     subscriber, resumed subscriber connection, CONNACK after restart, time of the kill)."""
     d.start()
     with d.client() as c:
@@ -260,7 +264,7 @@ def crash_run(d, qos, stream_seconds=0.8, resume=Publisher.resume):
     ts = start_thread(sub.run, sc, stop)
     pc = d.client()
     assert pc.connect("durable-pub", clean=False, properties=DURABLE).session_present
-    resume(pub, pc)
+    pub.resume(pc)
     pc.disconnect()
     while time.monotonic() - sub.last < 1.0:  # until the queue is drained
         time.sleep(0.1)
@@ -306,9 +310,7 @@ def test_kill9_qos2_fsync_always_exactly_once(tmp_path, daemons):
     daemons.append(d)
     pub, sub, sc, ack, _ = crash_run(d, 2)
     assert ack.session_present
-    counts = {}
-    for p in sub.delivered:
-        counts[p] = counts.get(p, 0) + 1
+    counts = collections.Counter(sub.delivered)
     dups = {p: n for p, n in counts.items() if n > 1}
     assert not dups, "delivered more than once: %r" % list(dups.items())[:5]
     missing = [p for p, _ in pub.acked if p not in counts]
@@ -350,9 +352,7 @@ def test_kill9_qos2_fsync_everysec(tmp_path, daemons):
     daemons.append(d)
     pub, sub, sc, ack, killed_at = crash_run(d, 2, stream_seconds=1.8)
     assert ack.session_present
-    counts = {}
-    for p in sub.delivered:
-        counts[p] = counts.get(p, 0) + 1
+    counts = collections.Counter(sub.delivered)
     old_missing = [p for p, t in pub.acked if p not in counts and t < killed_at - 1.0]
     assert not old_missing, "lost messages PUBRECed more than 1 s before the crash: %r" % (
         old_missing[:5],)
@@ -395,7 +395,8 @@ def test_lowered_queue_limit_holds_on_disk(tmp_path, daemons):
             assert c.recv_type(M.PUBACK).pid == i + 1
         c.disconnect()
     d.stop()
-    assert 'session "offline-sub"' in dump(d) and " queued=100 " in dump(d)
+    report = dump(d)
+    assert 'session "offline-sub"' in report and " queued=100 " in report
     d.configure("max_queued_messages 10")
     d.start()
     d.stop()
@@ -463,23 +464,9 @@ def slow_sync(tmp_path_factory):
     return {"LD_PRELOAD": str(lib), "ASAN_OPTIONS": asan + ":verify_asan_link_order=0"}
 
 
-def fsync_count(d, timeout=5.0):
+def fsync_count(d):
     """acemq_store_fsync_seconds_count from the metrics listener: fsyncs of the log so far."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            url = "http://%s:%d/metrics" % (HOST, d.metrics_port)
-            with urllib.request.urlopen(url, timeout=timeout) as r:
-                text = r.read().decode()
-            break
-        except (urllib.error.URLError, OSError):  # bound just after the MQTT listener
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    for line in text.splitlines():
-        if line.startswith("acemq_store_fsync_seconds_count"):
-            return float(line.split()[-1])
-    raise AssertionError("no acemq_store_fsync_seconds_count in:\n" + text)
+    return val(scrape(d), "acemq_store_fsync_seconds_count")
 
 
 def puback_seconds(c, topic, pid):

@@ -7,15 +7,11 @@ import re
 import shutil
 import signal
 import socket
-import time
 
-import pytest
-
-from acehelpers import Issuer, PopKey, claims
+from acehelpers import NOT_AUTHORIZED, SCOPE, Issuer, PopKey, claims
+from acetestenv import connect_b, pw_line
 from conftest import HOST, acemq_only, free_port, uid, wait_until
 import mqttraw as m
-from test_ace import (NOT_AUTHORIZED, SCOPE, ace_env, connect_b, pw_line,  # noqa: F401
-                      tmp_path as ace_tmp_path)
 
 pytestmark = acemq_only
 

@@ -6,7 +6,7 @@ import time
 
 import mqttraw as m
 from conftest import HOST, acemq_only, uid
-from test_websockets import RawWS, upgrade_request, ws_broker
+from wshelp import RawWS, upgrade_request, ws_broker
 
 
 @acemq_only

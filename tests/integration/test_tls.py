@@ -1,7 +1,7 @@
 """MQTT over TLS 1.2: Mosquitto's clients, paho-mqtt and openssl s_client against TLS listeners.
 
-Every certificate is made by the `pki` fixture with the openssl CLI in a temporary directory for
-the session (nothing is committed): a CA, ECDSA P-256 and RSA server certificates for
+Every certificate is made by the `pki` fixture (tlshelp.py) with the openssl CLI in a temporary
+directory for the session (nothing is committed): a CA, ECDSA P-256 and RSA server certificates for
 localhost/127.0.0.1, client certificates (good, expired, revoked, and one from an unknown CA) and
 a CRL. The exporter value itself is checked against OpenSSL's by tests/unit/test_tls.c; here
 s_client only shows that the exporter is available on a session that carries MQTT, and ACE clients
@@ -26,140 +26,14 @@ from OpenSSL._util import lib as ossl
 import mqttraw
 from acehelpers import AUD, Issuer, PopKey, TlsRaw, ace_props, auth_data, claims
 from conftest import IS_MOSQ, acemq_only, uid, wait_until
+from tlshelp import PSK_ID, PSK_KEY, issue, mq, mq_tls, sh, tls_lines
 
-PSK_ID = "dev-psk-1"
-PSK_KEY = "00112233445566778899aabbccddeeff"
 EXPORTER = "EXPORTER-ACE-MQTT-Sign-Challenge"
-
-CA_CNF = """[ ca ]
-default_ca = ca_default
-[ ca_default ]
-dir = {d}
-database = {d}/index.txt
-new_certs_dir = {d}/newcerts
-serial = {d}/serial
-crlnumber = {d}/crlnumber
-certificate = {d}/ca.crt
-private_key = {d}/ca.key
-default_md = sha256
-default_days = 30
-default_crl_days = 30
-policy = policy_any
-unique_subject = no
-copy_extensions = copy
-[ policy_any ]
-commonName = supplied
-organizationName = optional
-"""
-
-
-def sh(*args, cwd=None, input=None, timeout=30):
-    r = subprocess.run(list(args), cwd=cwd, input=input, capture_output=True, timeout=timeout)
-    assert r.returncode == 0, "%s failed: %s" % (" ".join(args), r.stderr.decode(errors="replace"))
-    return r
-
-
-class Pki:
-    """Paths of the test PKI; p("name.crt") is a file in it."""
-
-    def __init__(self, d):
-        self.dir = d
-
-    def p(self, name):
-        return os.path.join(self.dir, name)
-
-
-def _key(d, name, kind):
-    if kind == "ec":
-        sh("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", name, cwd=d)
-    else:
-        sh("openssl", "genrsa", "-out", name, "2048", cwd=d)
-
-
-def _issue(d, name, subj, kind="ec", san=None, dates=None, cnf="ca.cnf"):
-    """Key + CSR + certificate signed by the CA of cnf (openssl ca, so dates can be chosen)."""
-    _key(d, name + ".key", kind)
-    req = ["openssl", "req", "-new", "-key", name + ".key", "-subj", subj, "-out", name + ".csr"]
-    if san:
-        req += ["-addext", "subjectAltName=" + san]
-    sh(*req, cwd=d)
-    ca = ["openssl", "ca", "-batch", "-notext", "-config", cnf, "-in", name + ".csr",
-          "-out", name + ".crt"]
-    if dates:
-        ca += ["-startdate", dates[0], "-enddate", dates[1]]
-    sh(*ca, cwd=d)
-
-
-def _make_ca(d, cnf, name):
-    os.makedirs(os.path.join(d, "newcerts"), exist_ok=True)
-    open(os.path.join(d, "index.txt"), "w").close()
-    with open(os.path.join(d, "serial"), "w") as f:
-        f.write("1000\n")
-    with open(os.path.join(d, "crlnumber"), "w") as f:
-        f.write("1000\n")
-    with open(os.path.join(d, cnf), "w") as f:
-        f.write(CA_CNF.format(d=d))
-    _key(d, "ca.key", "ec")
-    sh("openssl", "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=" + name, "-days", "30",
-       "-out", "ca.crt", cwd=d)
-
-
-@pytest.fixture(scope="session")
-def pki():
-    top = tempfile.mkdtemp(prefix="acemq-pki-")
-    d = os.path.join(top, "ca")
-    other = os.path.join(top, "other")
-    os.makedirs(d)
-    os.makedirs(other)
-    _make_ca(d, "ca.cnf", "acemq-test-ca")
-    san = "DNS:localhost,IP:127.0.0.1"
-    _issue(d, "server-ec", "/CN=localhost/O=acemq-ecdsa", "ec", san)
-    _issue(d, "server-rsa", "/CN=localhost/O=acemq-rsa", "rsa", san)
-    _issue(d, "client-good", "/CN=client-good")
-    _issue(d, "client-expired", "/CN=client-expired",
-           dates=("20200101000000Z", "20200102000000Z"))
-    _issue(d, "client-revoked", "/CN=client-revoked")
-    sh("openssl", "ca", "-config", "ca.cnf", "-revoke", "client-revoked.crt", cwd=d)
-    sh("openssl", "ca", "-config", "ca.cnf", "-gencrl", "-out", "crl.pem", cwd=d)
-    # A client certificate from a CA the broker does not know.
-    _make_ca(other, "ca.cnf", "unknown-ca")
-    _issue(other, "client-unknown", "/CN=client-unknown")
-    for f in os.listdir(other):
-        if f.startswith("client-unknown"):
-            shutil.copy(os.path.join(other, f), d)
-    with open(os.path.join(d, "psk.txt"), "w") as f:
-        f.write("%s:%s\n" % (PSK_ID, PSK_KEY))
-    # The broker may read its files as another user (Mosquitto started as root does).
-    os.chmod(top, 0o755)
-    for root in (d, other):
-        os.chmod(root, 0o755)
-        for f in os.listdir(root):
-            if os.path.isfile(os.path.join(root, f)):
-                os.chmod(os.path.join(root, f), 0o644)
-    yield Pki(d)
-    shutil.rmtree(top, ignore_errors=True)
-
-
-def tls_lines(pki, cert="server-ec", *extra):
-    return ("certfile " + pki.p(cert + ".crt"), "keyfile " + pki.p(cert + ".key")) + extra
 
 
 def client_auth_lines(pki, *extra):
     return tls_lines(pki, "server-ec", "cafile " + pki.p("ca.crt"), "require_certificate true",
                      *extra)
-
-
-def mq_tls(pki, cert=None):
-    """mosquitto_pub/sub TLS arguments (host localhost, so the name in the certificate matches)."""
-    a = ["--cafile", pki.p("ca.crt")]
-    if cert:
-        a += ["--cert", pki.p(cert + ".crt"), "--key", pki.p(cert + ".key")]
-    return a
-
-
-def mq(tool, b, *args, timeout=10):
-    return subprocess.run([tool, "-h", "localhost", "-p", str(b.port)] + list(args),
-                          capture_output=True, timeout=timeout)
 
 
 def s_client(b, *args, input=b"", timeout=10):
@@ -421,7 +295,7 @@ def test_sighup_reloads_ca_and_crl(make_broker1, clients, pki, tmp_path):
     """A client certificate revoked by a new CRL is refused after SIGHUP while its open connection
     keeps receiving; a CA added to cafile is trusted for new connections."""
     name = uid("client-hup")
-    _issue(pki.dir, name, "/CN=" + name)
+    issue(pki.dir, name, "/CN=" + name)
     cafile, crl = str(tmp_path / "cas.pem"), str(tmp_path / "crl.pem")
     shutil.copy(pki.p("ca.crt"), cafile)
     shutil.copy(pki.p("crl.pem"), crl)
@@ -467,12 +341,16 @@ def client_hello():
 
 
 def closed_by_peer(sock, timeout):
+    """True once the broker closed the socket (EOF or reset), False if it was still open after
+    timeout seconds."""
     sock.settimeout(timeout)
     try:
         while sock.recv(4096):
             pass
     except ConnectionResetError:
         pass
+    except socket.timeout:
+        return False
     return True
 
 
