@@ -316,15 +316,23 @@ static size_t read_file(uint8_t *buf, size_t cap)
     return n < 0 ? 0 : (size_t)n;
 }
 
-TEST(torn_last_record_is_cut)
+/* A fresh store with build_state() in it, closed; its file's bytes go to buf. */
+static size_t built_file(uint8_t *buf, size_t cap)
 {
     char err[512];
-    uint8_t buf[8192];
     fresh_dir();
     store_t *st = open_store(err, sizeof err);
     build_state(st);
     store_close(st);
-    size_t n = read_file(buf, sizeof buf);
+    return read_file(buf, cap);
+}
+
+TEST(torn_last_record_is_cut)
+{
+    char err[512];
+    uint8_t buf[8192];
+    size_t n = built_file(buf, sizeof buf);
+    store_t *st;
     /* half of a new record at the end, as a crash in the middle of a write leaves it */
     store_rec_t r = {.type = SR_SUB, .sid = 1, .options = 1, .str = "late/filter", .str_len = 11};
     sbuf_t b = {0};
@@ -344,11 +352,8 @@ TEST(bad_checksum_on_the_last_record_is_cut)
 {
     char err[512];
     uint8_t buf[8192];
-    fresh_dir();
-    store_t *st = open_store(err, sizeof err);
-    build_state(st);
-    store_close(st);
-    size_t n = read_file(buf, sizeof buf);
+    size_t n = built_file(buf, sizeof buf);
+    store_t *st;
     store_rec_t r = {.type = SR_INADD, .sid = 1, .pid = 77};
     sbuf_t b = {0};
     store_rec_encode(&b, &r);
@@ -368,11 +373,8 @@ TEST(damage_in_the_middle_is_refused_with_its_offset)
 {
     char err[512], want[64];
     uint8_t buf[8192];
-    fresh_dir();
-    store_t *st = open_store(err, sizeof err);
-    build_state(st);
-    store_close(st);
-    size_t n = read_file(buf, sizeof buf);
+    size_t n = built_file(buf, sizeof buf);
+    store_t *st;
     /* the second record: skip the header and the first record */
     size_t first = STORE_HEADER_SIZE;
     uint32_t len0 = buf[first + 2] | (uint32_t)buf[first + 3] << 8;
@@ -434,11 +436,7 @@ TEST(malformed_record_with_a_valid_checksum_is_refused)
 {
     char err[512], want[96];
     uint8_t buf[8192];
-    fresh_dir();
-    store_t *st = open_store(err, sizeof err);
-    build_state(st);
-    store_close(st);
-    size_t n = read_file(buf, sizeof buf);
+    size_t n = built_file(buf, sizeof buf);
     size_t bad = put_malformed(buf + n);
     uint8_t type;
     const uint8_t *pl;
