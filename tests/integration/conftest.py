@@ -7,6 +7,7 @@ expectation here can be checked against a broker that is known to work. Tests th
 mosquitto lacks, or where it departs from the MQTT spec, are marked `acemq_only` / `mosquitto_deviation`.
 """
 
+import contextlib
 import os
 import queue
 import shutil
@@ -71,6 +72,19 @@ def connectable(port, host=HOST):
             return True
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def acemqd_process(args, **popen_kw):
+    """acemqd started with args (stdin closed); killed when the block leaves it running (a test
+    that failed before stopping it)."""
+    p = subprocess.Popen([acemqd_path()] + list(args), stdin=subprocess.DEVNULL, **popen_kw)
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def wait_until(cond, timeout=5.0, interval=0.02, what="condition"):

@@ -14,7 +14,8 @@ import shutil
 
 import pytest
 
-from conftest import HOST, IS_MOSQ, SANITIZER_MARKS, acemqd_path, free_port, uid, wait_until
+from conftest import (HOST, IS_MOSQ, SANITIZER_MARKS, acemqd_path, acemqd_process, free_port,
+                      uid, wait_until)
 import mqttraw as m
 
 pytestmark = pytest.mark.skipif(IS_MOSQ, reason="acemqd's daemon behaviour")
@@ -282,10 +283,8 @@ def test_log_lines_go_to_stderr(tmp_path):
     conf.write_text("listener %d %s\nallow_anonymous true\nworkers 1\n" % (port, HOST))
     env = dict(os.environ)
     env.pop("NOTIFY_SOCKET", None)
-    with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
-        p = subprocess.Popen([acemqd_path(), "-c", str(conf)], stdout=out, stderr=err,
-                             stdin=subprocess.DEVNULL, env=env)
-    try:
+    with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err, \
+            acemqd_process(["-c", str(conf)], stdout=out, stderr=err, env=env) as p:
         wait_until(lambda: "event=started" in (tmp_path / "err").read_text(), 10,
                    what="event=started on stderr")
         cid = uid("e")
@@ -296,10 +295,6 @@ def test_log_lines_go_to_stderr(tmp_path):
                    what="the connect line on stderr")
         p.send_signal(signal.SIGTERM)
         assert p.wait(10) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
     text = (tmp_path / "err").read_text()
     assert "event=connect " in text and "event=stopped" in text
     assert not any(mk in text for mk in SANITIZER_MARKS), text

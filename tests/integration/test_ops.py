@@ -17,7 +17,8 @@ import uuid
 
 import pytest
 
-from conftest import HOST, IS_MOSQ, ROOT, SANITIZER_MARKS, acemqd_path, free_port, wait_until
+from conftest import (HOST, IS_MOSQ, ROOT, SANITIZER_MARKS, acemqd_path, acemqd_process,
+                      free_port, wait_until)
 
 pytestmark = pytest.mark.skipif(IS_MOSQ, reason="acemqd's service integration")
 
@@ -193,19 +194,14 @@ def test_no_notify_socket_is_fine(tmp_path):
     conf.write_text("listener %d %s\nallow_anonymous true\n" % (port, HOST))
     env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
     env["WATCHDOG_USEC"] = "100000"
-    p = subprocess.Popen([acemqd_path(), "-c", str(conf)], env=env, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
+    with acemqd_process(["-c", str(conf)], env=env, stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT) as p:
         wait_until(lambda: _try_connect(port), what="listening")
         p.send_signal(signal.SIGTERM)
         out, _ = p.communicate(timeout=10)
         assert p.returncode == 0
         assert b"notify_failed" not in out
         assert not any(m.encode() in out for m in SANITIZER_MARKS), out.decode(errors="replace")
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 def test_notify_socket_gone_is_logged_once(tmp_path):
@@ -214,9 +210,8 @@ def test_notify_socket_gone_is_logged_once(tmp_path):
     conf = tmp_path / "c.conf"
     conf.write_text("listener %d %s\nallow_anonymous true\n" % (port, HOST))
     env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "nobody-listens"), WATCHDOG_USEC="20000")
-    p = subprocess.Popen([acemqd_path(), "-c", str(conf)], env=env, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
+    with acemqd_process(["-c", str(conf)], env=env, stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT) as p:
         wait_until(lambda: _try_connect(port), what="listening")
         time.sleep(0.3)
         p.send_signal(signal.SIGTERM)
@@ -224,10 +219,6 @@ def test_notify_socket_gone_is_logged_once(tmp_path):
         assert p.returncode == 0
         assert out.count(b"notify_failed") == 1, out.decode(errors="replace")
         assert not any(m.encode() in out for m in SANITIZER_MARKS), out.decode(errors="replace")
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 def _try_connect(port):

@@ -10,7 +10,7 @@ import socket
 
 from acehelpers import NOT_AUTHORIZED, SCOPE, Issuer, PopKey, claims
 from acetestenv import connect_b, pw_line
-from conftest import HOST, acemq_only, free_port, uid, wait_until
+from conftest import HOST, acemq_only, acemqd_process, free_port, uid, wait_until
 import mqttraw as m
 
 pytestmark = acemq_only
@@ -180,14 +180,9 @@ def test_listener_change_needs_restart(make_broker, raws):
 
 def test_command_line_port_is_no_change(tmp_path):
     # acemqd -p PORT: the listener the command line added is not "removed" by a reload
-    import subprocess
-    from conftest import acemqd_path
     port = free_port()
     out = tmp_path / "out.log"
-    with open(out, "wb") as f:
-        p = subprocess.Popen([acemqd_path(), "-p", str(port)], stdout=f, stderr=f,
-                             stdin=subprocess.DEVNULL)
-    try:
+    with open(out, "wb") as f, acemqd_process(["-p", str(port)], stdout=f, stderr=f) as p:
         wait_until(lambda: "event=started" in out.read_text(), 10, what="event=started")
         p.send_signal(signal.SIGHUP)
         wait_until(lambda: "event=reloaded" in out.read_text(), 5, what="event=reloaded")
@@ -196,10 +191,6 @@ def test_command_line_port_is_no_change(tmp_path):
             assert c.connect(uid("p")).rc == 0
         p.send_signal(signal.SIGTERM)
         assert p.wait(10) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 def replace_file(path, text):
